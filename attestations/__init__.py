@@ -1,0 +1,1 @@
+"""Hardware attestations, health rules, uptime accounting and the valuation model."""

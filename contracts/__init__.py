@@ -1,0 +1,1 @@
+"""XON's Solidity contracts: committed build artifacts and a small deploy module."""

@@ -1,0 +1,1 @@
+"""Data in: GPU price provider adapters, the canonical GPU registry and per-node aggregation."""

@@ -1,0 +1,1 @@
+"""The XON node: consensus, transport, signer, store, chain client, API and CLI."""
