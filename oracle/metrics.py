@@ -1,0 +1,107 @@
+"""Prometheus metrics of one node.
+
+Every metric lives on the :class:`~prometheus_client.CollectorRegistry` passed in, never on
+the global default registry: tests and ``xon devnet`` run many nodes in one process, and
+each node gets its own registry (exposed by its own HTTP endpoint). Names carry the
+``xon_`` namespace; counters end in ``_total``. Label values are always from a small,
+fixed set (reasons, message types, committee members, providers) — never free text.
+
+Helpers that own a subsystem add its metrics here, next to the others, so the whole set
+an operator can alert on is in one file.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["ROUND_LATENCY_BUCKETS", "NodeMetrics"]
+
+# A round normally takes a few hundred milliseconds; ΔProgress bounds it at tens of seconds.
+ROUND_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class NodeMetrics:
+    """The metric objects of one node, registered on ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # A fresh private registry by default, so a forgotten argument can never collide
+        # with another node's metrics or the process-wide default registry.
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+
+        # transport
+        self.messages_received = Counter(
+            "xon_messages_received_total",
+            "Verified messages delivered to the node, by envelope type.",
+            ["type"],
+            registry=r,
+        )
+        self.messages_dropped = Counter(
+            "xon_messages_dropped_total",
+            "Messages dropped, by reason (see oracle.transport.envelope.DropReason).",
+            ["reason"],
+            registry=r,
+        )
+        self.messages_published = Counter(
+            "xon_messages_published_total",
+            "Messages handed to the transport for publication, by envelope type.",
+            ["type"],
+            registry=r,
+        )
+        self.transport_reconnects = Counter(
+            "xon_transport_reconnects_total",
+            "Successful reconnections to the broker after a lost connection.",
+            registry=r,
+        )
+        self.transport_connected = Gauge(
+            "xon_transport_connected",
+            "1 while connected and subscribed, else 0.",
+            registry=r,
+        )
+
+        # consensus (oracle/protocol)
+        self.rounds_started = Counter(
+            "xon_rounds_started_total", "Consensus rounds started.", registry=r
+        )
+        self.rounds_finalized = Counter(
+            "xon_rounds_finalized_total",
+            "Consensus rounds that produced a FINAL report.",
+            registry=r,
+        )
+        self.epoch_changes = Counter(
+            "xon_epoch_changes_total", "Pacemaker epoch changes.", registry=r
+        )
+        self.shares_rejected = Counter(
+            "xon_shares_rejected_total",
+            "FROST signature shares that failed verification, by committee member.",
+            ["member"],
+            registry=r,
+        )
+        self.round_latency = Histogram(
+            "xon_round_latency_seconds",
+            "Time from OBSERVE to FINAL.",
+            buckets=ROUND_LATENCY_BUCKETS,
+            registry=r,
+        )
+
+        # feeds
+        self.source_failures = Counter(
+            "xon_source_failures_total",
+            "Price-source fetches that failed, by provider.",
+            ["provider"],
+            registry=r,
+        )
+
+        # chain
+        self.tx_sent = Counter("xon_tx_sent_total", "Transactions sent.", registry=r)
+        self.tx_failed = Counter(
+            "xon_tx_failed_total", "Transactions that failed or reverted.", registry=r
+        )
+        self.tx_gas_used = Counter(
+            "xon_tx_gas_used_total", "Gas used by mined transactions.", registry=r
+        )
+
+    def sample(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """The current value of one sample (0.0 when never touched): for tests and status."""
+        value = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if value is None else value
