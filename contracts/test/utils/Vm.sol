@@ -65,4 +65,18 @@ interface Vm {
     function assertLt(uint256 left, uint256 right, string calldata error) external pure;
     function assertGe(uint256 left, uint256 right, string calldata error) external pure;
     function assertGt(uint256 left, uint256 right, string calldata error) external pure;
+
+    // Added for the FROST test signer and cold-storage gas measurements.
+    struct Wallet {
+        address addr;
+        uint256 publicKeyX;
+        uint256 publicKeyY;
+        uint256 privateKey;
+    }
+
+    function createWallet(uint256 privateKey) external returns (Wallet memory wallet);
+    function cool(address target) external;
+    function getBlockTimestamp() external view returns (uint256 timestamp);
+    function expectRevert(bytes4 revertData, address reverter) external;
+    function toString(uint256 value) external pure returns (string memory stringifiedValue);
 }
