@@ -58,3 +58,43 @@ def artifact_names() -> list[str]:
     folder = resources.files("contracts").joinpath("artifacts")
     names = (p.name for p in folder.iterdir())
     return sorted(n.removesuffix(".json") for n in names if n.endswith(".json"))
+
+
+@cache
+def _error_table() -> dict[bytes, tuple[str, list[str]]]:
+    """4-byte selector -> (error name, argument types), over every committed artifact."""
+    from eth_utils.crypto import keccak
+
+    table: dict[bytes, tuple[str, list[str]]] = {}
+    for name in artifact_names():
+        for entry in load_artifact(name).abi:
+            if entry.get("type") != "error":
+                continue
+            types = [str(i["type"]) for i in entry.get("inputs", [])]
+            signature = f"{entry['name']}({','.join(types)})"
+            table[keccak(signature.encode())[:4]] = (str(entry["name"]), types)
+    return table
+
+
+def decode_revert(data: bytes | str) -> str:
+    """A revert's return data as ``Name(arg, ...)`` using the contracts' custom errors.
+
+    Unknown selectors come back as hex, so an operator always sees something exact.
+    """
+    from eth_abi.abi import decode as abi_decode
+
+    raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else data
+    if len(raw) < 4:
+        return f"revert(0x{raw.hex()})"
+    known = _error_table().get(raw[:4])
+    if known is None:
+        if raw[:4] == bytes.fromhex("08c379a0"):  # Error(string)
+            return f"Error({abi_decode(['string'], raw[4:])[0]!r})"
+        return f"revert(0x{raw.hex()})"
+    name, types = known
+    try:
+        args = abi_decode(types, raw[4:])
+    except Exception:
+        return f"{name}(<undecodable 0x{raw[4:].hex()}>)"
+    shown = ", ".join(f"0x{a.hex()}" if isinstance(a, bytes) else str(a) for a in args)
+    return f"{name}({shown})"

@@ -16,3 +16,15 @@ def onchain_signature(signature: Signature | bytes) -> bytes:
     sig = signature if isinstance(signature, Signature) else Signature.decode(signature)
     r_uncompressed = sig.R.key.format(compressed=False)  # 0x04 ‖ x ‖ y
     return r_uncompressed[1:] + sig.z.to_bytes(32, "big")
+
+
+def transmit_signature(signature: Signature | bytes, group_key_x: int) -> bytes:
+    """The ``signature`` argument of every receiver's ``transmit``: Rx ‖ Ry ‖ z ‖ Px.
+
+    The receiver checks Px against a 128-bit commitment to (key, config digest) it keeps
+    in the same storage word as its (epoch, round) state, which is cheaper than reading
+    the full key from storage (docs/contracts.md).
+    """
+    if not 0 < group_key_x < 2**256:
+        raise ValueError("group key x out of range")
+    return onchain_signature(signature) + group_key_x.to_bytes(32, "big")
