@@ -110,6 +110,12 @@ class MessageType(StrEnum):
     FINAL = "final"
     NEWEPOCH = "newepoch"
     COMMITMENTS = "commitments"
+    # Distributed key generation (oracle/dkg_session.py)
+    DKG_ROUND1 = "dkg_round1"
+    DKG_ECHO = "dkg_echo"
+    DKG_ROUND2 = "dkg_round2"
+    DKG_COMPLAINT = "dkg_complaint"
+    DKG_DONE = "dkg_done"
 
 
 class DropReason(StrEnum):
