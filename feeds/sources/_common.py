@@ -45,6 +45,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from aggregation import jsonsafe
+from aggregation.errors import EncodingError
 from feeds.errors import ConfigError, FetchError, MissingApiKey, ParseError, UnknownGpuName
 from feeds.gpus import GpuMatch, MigSliceName, normalise
 from feeds.model import (
@@ -229,8 +231,8 @@ def decode_json(source: SourceId, response: RawResponse) -> object:
     try:
         # parse_constant keeps NaN/Infinity as non-finite Decimals so that the row they
         # sit in is rejected as absurd_price rather than the whole page failing.
-        return json.loads(text, parse_float=Decimal, parse_constant=Decimal)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        return jsonsafe.loads(text, parse_float=Decimal, parse_constant=Decimal)
+    except (ValueError, RecursionError, EncodingError) as exc:  # JSONDecodeError: ValueError
         raise ParseError(source, "invalid_json", str(exc)[:200]) from None
 
 

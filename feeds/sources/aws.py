@@ -42,7 +42,6 @@ it must be sent through a signing proxy given as ``base_url`` (or a signing fetc
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -51,6 +50,8 @@ from urllib.parse import quote
 
 from pydantic import Field
 
+from aggregation import jsonsafe
+from aggregation.errors import EncodingError
 from feeds.model import HttpRequest, ParseResult, PriceKind, RawResponse, SourceId
 from feeds.sources._common import (
     Adapter,
@@ -228,8 +229,8 @@ class AwsPriceListSource(Adapter):
         if not isinstance(raw, str):
             raise RowError("wrong_type", "PriceList entry is not a JSON string")
         try:
-            decoded = json.loads(raw, parse_float=Decimal, parse_constant=Decimal)
-        except (ValueError, RecursionError) as exc:
+            decoded = jsonsafe.loads(raw, parse_float=Decimal, parse_constant=Decimal)
+        except (ValueError, RecursionError, EncodingError) as exc:
             raise RowError("invalid_json", str(exc)[:120]) from None
         item = as_object(decoded, "PriceList entry")
         product = get_object(item, "product")

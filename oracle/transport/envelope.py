@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, TypeAlias, cast
 
+from aggregation import jsonsafe
 from aggregation.errors import CryptoError, EncodingError
 from oracle.identity import SIGNATURE_SIZE, IdentityKey, NodeId, Roster, recover_signer
 from oracle.transport.topics import Channel, Topics
@@ -289,8 +290,10 @@ def _unique_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
 
 
 def _parse_object(body: bytes) -> dict[str, object]:
-    """Strict JSON decoding; raises ValueError (or RecursionError on absurd nesting)."""
-    document = json.loads(
+    """Strict JSON decoding; raises ValueError, or EncodingError on absurd nesting (checked
+    before parsing: see aggregation.jsonsafe for why json's own recursion guard is not
+    enough in a process that imports web3)."""
+    document = jsonsafe.loads(
         body.decode("utf-8"),
         object_pairs_hook=_unique_object,
         parse_float=_reject_value,
@@ -324,7 +327,7 @@ def _open(frame: bytes, domain: bytes, network: str, roster: Roster) -> SignedEn
         return Rejected(DropReason.BAD_SIGNATURE, str(exc))
     try:
         document = _parse_object(body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+    except (ValueError, RecursionError, EncodingError) as exc:  # UnicodeDecodeError: ValueError
         return Rejected(DropReason.MALFORMED, f"body: {exc}"[:200])
     sender = document.get("sender")
     if not isinstance(sender, str):

@@ -387,3 +387,17 @@ def test_topic_layout_and_matching() -> None:
     for kind in ("a/b", "+", "#", ""):
         with pytest.raises(ValueError):
             TOPICS.report(kind)
+
+
+def test_deeply_nested_body_is_dropped_not_a_crash() -> None:
+    # py_ecc (imported by web3) raises the recursion limit to 100,000, so without the
+    # depth check this frame would overflow the C stack inside json.loads.
+    from oracle.identity import IdentityKey, Roster
+    from oracle.transport.envelope import open_frame, signing_domain
+
+    key = IdentityKey.generate()
+    body = b"[" * 200_000
+    frame = key.sign(signing_domain("testnet"), body) + body
+    rejected = open_frame(frame, network="testnet", roster=Roster.of(key))
+    assert getattr(rejected, "reason", None) is not None
+    assert "nested" in str(getattr(rejected, "detail", ""))
