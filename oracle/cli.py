@@ -29,7 +29,14 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
     registrars: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
     import importlib
 
-    for module_name in ("feeds.cli", "oracle.contracts_cli", "oracle.keys_cli", "oracle.dkg_cli"):
+    for module_name in (
+        "feeds.cli",
+        "oracle.contracts_cli",
+        "oracle.keys_cli",
+        "oracle.dkg_cli",
+        "oracle.node_cli",
+        "oracle.relay_cli",
+    ):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -84,6 +84,40 @@ class NodeMetrics:
             registry=r,
         )
 
+        # node driver (oracle/node.py)
+        self.misbehaviour = Counter(
+            "xon_misbehaviour_total",
+            "Provable faults of committee members, by member and kind (MisbehaviourKind).",
+            ["member", "kind"],
+            registry=r,
+        )
+        self.sign_refusals = Counter(
+            "xon_sign_refusals_total",
+            "Signatures not released because the store refused the sign-protection record, "
+            "by reason (double_sign, commitment_unavailable, store_error).",
+            ["reason"],
+            registry=r,
+        )
+        self.observation_failures = Counter(
+            "xon_observation_failures_total",
+            "Feed refreshes that produced no usable observation, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.node_errors = Counter(
+            "xon_node_errors_total",
+            "Errors the node logged and survived (a bug or a local fault), by where.",
+            ["where"],
+            registry=r,
+        )
+        self.member_deviation = Gauge(
+            "xon_member_deviation",
+            "Credibility: mean EWMA relative deviation of a member's observations from the "
+            "agreed medians (0.1 = 10 %).",
+            ["member"],
+            registry=r,
+        )
+
         # feeds
         self.source_failures = Counter(
             "xon_source_failures_total",
@@ -99,6 +133,48 @@ class NodeMetrics:
         )
         self.tx_gas_used = Counter(
             "xon_tx_gas_used_total", "Gas used by mined transactions.", registry=r
+        )
+        # chain: transmitter and relayer (oracle/chain, oracle/relay.py)
+        self.tx_fees_gwei = Counter(
+            "xon_tx_fees_gwei_total",
+            "Fees paid by mined transactions (gas used x effective gas price), in gwei.",
+            registry=r,
+        )
+        self.tx_bumped = Counter(
+            "xon_tx_bumped_total",
+            "Same-nonce replacements of stuck transactions (fee bumps and cancellations).",
+            registry=r,
+        )
+        self.tx_skipped = Counter(
+            "xon_tx_skipped_total",
+            "Reports not sent, by reason (onchain, superseded, rejected, fee_cap, retry).",
+            ["reason"],
+            registry=r,
+        )
+        self.transmissions = Counter(
+            "xon_transmissions_total",
+            "Reports settled by the transmitter, by outcome (oracle.chain.Outcome).",
+            ["outcome"],
+            registry=r,
+        )
+        self.rpc_failures = Counter(
+            "xon_rpc_failures_total",
+            "Transport failures of an RPC endpoint (index in the configured list).",
+            ["endpoint"],
+            registry=r,
+        )
+        self.rpc_endpoint_up = Gauge(
+            "xon_rpc_endpoint_up",
+            "1 while an RPC endpoint (index in the configured list) is considered up, else 0.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.relay_finals = Counter(
+            "xon_relay_finals_total",
+            "FINAL messages seen by a relayer, by result (accepted, bad_signature, "
+            "malformed, unknown_kind, duplicate).",
+            ["result"],
+            registry=r,
         )
 
     def sample(self, name: str, labels: dict[str, str] | None = None) -> float:
