@@ -196,6 +196,12 @@ class ChainSettings(_Section):
     chain_id: int | None = Field(default=None, gt=0)
     verifying_contract: Address | None = None
     config_digest: Bytes32 | None = None
+    # Transmission (off while empty): JSON-RPC endpoints in failover order. The node pays
+    # gas from its identity key's address unless ``transmitter_key`` names another
+    # keystore (same passphrase). Needs ``deployment`` for the receivers' addresses.
+    rpc_urls: tuple[str, ...] = ()
+    transmitter_key: Path | None = None
+    max_fee_gwei: int = Field(default=500, gt=0)
 
     @model_validator(mode="after")
     def _deployment_or_values(self) -> Self:
@@ -205,12 +211,23 @@ class ChainSettings(_Section):
                 raise ValueError(
                     "give either deployment or chain_id/verifying_contract/config_digest"
                 )
-        elif any(v is None for v in explicit):
+            return self
+        if self.rpc_urls:
+            raise ValueError("rpc_urls (transmission) needs a deployment file")
+        if any(v is None for v in explicit):
             raise ValueError(
                 "without a deployment file, chain_id, verifying_contract and config_digest "
                 "are all required"
             )
         return self
+
+
+class ApiSettings(_Section):
+    """The node's HTTP API (docs/api.md); loopback by default, ``enabled = false`` turns it off."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9470, ge=0, le=65535)
 
 
 _TIMING_DEFAULTS = Timing()
@@ -268,6 +285,7 @@ class NodeSettings(BaseSettings):
     chain: ChainSettings
     timing: TimingSettings = TimingSettings()
     protocol: ProtocolSettings = ProtocolSettings()
+    api: ApiSettings = ApiSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -307,7 +325,12 @@ class NodeSettings(BaseSettings):
                 "keys": keys,
                 "store": self.store.model_copy(update={"path": fix(self.store.path)}),
                 "feeds": feeds,
-                "chain": self.chain.model_copy(update={"deployment": fix(self.chain.deployment)}),
+                "chain": self.chain.model_copy(
+                    update={
+                        "deployment": fix(self.chain.deployment),
+                        "transmitter_key": fix(self.chain.transmitter_key),
+                    }
+                ),
                 "broker": self.broker.model_copy(update={"ca_file": fix(self.broker.ca_file)}),
             }
         )
