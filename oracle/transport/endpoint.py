@@ -237,3 +237,41 @@ class Endpoint:
             self._queue.put_nowait(item)
             raise TransportClosed("the transport stopped")
         return item
+
+
+class EndpointBacked:
+    """The ``Transport`` members every implementation answers from its :class:`Endpoint`
+    and its readiness flag; implementations set the four attributes in ``__init__``."""
+
+    _endpoint: Endpoint
+    _metrics: NodeMetrics
+    _ready: asyncio.Event
+    _task_group: asyncio.TaskGroup | None
+
+    @property
+    def network(self) -> str:
+        return self._endpoint.topics.network
+
+    @property
+    def node_id(self) -> NodeId | None:
+        return self._endpoint.node_id
+
+    @property
+    def metrics(self) -> NodeMetrics:
+        return self._metrics
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    async def wait_connected(self) -> None:
+        if self._task_group is None:
+            raise TransportClosed("the transport is not running")
+        await self._ready.wait()
+
+    @property
+    def roster(self) -> Roster:
+        return self._endpoint.roster
+
+    def set_roster(self, roster: Roster) -> None:
+        self._endpoint.set_roster(roster)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Self
 from oracle.errors import TransportClosed, TransportError
 from oracle.identity import IdentityKey, NodeId, Roster
 from oracle.metrics import NodeMetrics
-from oracle.transport.endpoint import DEFAULT_INCOMING_LIMIT, Endpoint
+from oracle.transport.endpoint import DEFAULT_INCOMING_LIMIT, Endpoint, EndpointBacked
 from oracle.transport.envelope import (
     DEFAULT_MAX_FRAME,
     JsonValue,
@@ -212,7 +212,7 @@ class _Pending:
     retained: bool = field(compare=False)
 
 
-class MemoryTransport:
+class MemoryTransport(EndpointBacked):
     """:class:`~oracle.transport.base.Transport` on a :class:`MemoryBus`."""
 
     def __init__(
@@ -249,34 +249,6 @@ class MemoryTransport:
         self._order = itertools.count()
 
     # -- Transport protocol ------------------------------------------------------------
-
-    @property
-    def network(self) -> str:
-        return self._endpoint.topics.network
-
-    @property
-    def node_id(self) -> NodeId | None:
-        return self._endpoint.node_id
-
-    @property
-    def metrics(self) -> NodeMetrics:
-        return self._metrics
-
-    @property
-    def connected(self) -> bool:
-        return self._ready.is_set()
-
-    async def wait_connected(self) -> None:
-        if self._task_group is None:
-            raise TransportClosed("the transport is not running")
-        await self._ready.wait()
-
-    @property
-    def roster(self) -> Roster:
-        return self._endpoint.roster
-
-    def set_roster(self, roster: Roster) -> None:
-        self._endpoint.set_roster(roster)
 
     async def __aenter__(self) -> Self:
         if self._task_group is not None:

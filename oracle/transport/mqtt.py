@@ -53,7 +53,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from oracle.errors import TransportClosed, TransportError
 from oracle.identity import IdentityKey, NodeId, Roster
 from oracle.metrics import NodeMetrics
-from oracle.transport.endpoint import DEFAULT_INCOMING_LIMIT, Endpoint, Outgoing
+from oracle.transport.endpoint import DEFAULT_INCOMING_LIMIT, Endpoint, EndpointBacked, Outgoing
 from oracle.transport.envelope import (
     DEFAULT_MAX_FRAME,
     JsonValue,
@@ -184,7 +184,7 @@ class _SubscribeRefused(TransportError):
     """The broker refused a subscription (typically an ACL)."""
 
 
-class MqttTransport:
+class MqttTransport(EndpointBacked):
     """:class:`~oracle.transport.base.Transport` over an MQTT 5 broker."""
 
     def __init__(
@@ -226,34 +226,6 @@ class MqttTransport:
         self._client_id = f"xon-{network}-{tag}-{secrets.token_hex(4)}"
 
     # -- Transport protocol ------------------------------------------------------------
-
-    @property
-    def network(self) -> str:
-        return self._endpoint.topics.network
-
-    @property
-    def node_id(self) -> NodeId | None:
-        return self._endpoint.node_id
-
-    @property
-    def metrics(self) -> NodeMetrics:
-        return self._metrics
-
-    @property
-    def connected(self) -> bool:
-        return self._ready.is_set()
-
-    async def wait_connected(self) -> None:
-        if self._task_group is None:
-            raise TransportClosed("the transport is not running")
-        await self._ready.wait()
-
-    @property
-    def roster(self) -> Roster:
-        return self._endpoint.roster
-
-    def set_roster(self, roster: Roster) -> None:
-        self._endpoint.set_roster(roster)
 
     async def __aenter__(self) -> Self:
         if self._task_group is not None:
