@@ -36,6 +36,7 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction[argparse.Argument
         "oracle.dkg_cli",
         "oracle.node_cli",
         "oracle.relay_cli",
+        "oracle.devnet_cli",
     ):
         try:
             module = importlib.import_module(module_name)
