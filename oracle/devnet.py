@@ -33,9 +33,8 @@ the committee's median is a real median of different views; and the devnet's fee
 1-second heartbeat in the committee configuration, so every round is due although a
 recording never moves.
 
-**Adapters** (APIs the node does not offer yet): a Byzantine or watched core is swapped into
-:class:`OracleNode` right after ``__aenter__`` returns — before its tasks first run — by
-:class:`_DevnetNode`; see :func:`_wrap_core`.
+**Watched and Byzantine cores**: each node's core is wrapped through OracleNode's
+``wrap_core`` hook (see :func:`_wrap_core`) before it first runs.
 """
 
 from __future__ import annotations
@@ -490,22 +489,6 @@ def _fault(kind: str, core: OracleProtocol, seed: int) -> Faulty:
     raise DevnetError(f"unknown Byzantine kind {kind!r}")
 
 
-class _DevnetNode(OracleNode):
-    """An OracleNode whose core is wrapped (watched; faulty for Byzantine members)."""
-
-    def __init__(self, *args: Any, wrap: Callable[[OracleProtocol], Faulty], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._wrap = wrap
-
-    async def __aenter__(self) -> Self:
-        await super().__aenter__()
-        # OracleNode has no hook for a wrapped core yet. Its tasks are created but have not
-        # run (nothing awaited since), and each reads ``self.protocol`` when it first runs;
-        # so swapping here wraps every later step. Only ``start`` ran on the bare core.
-        self._protocol = cast(OracleProtocol, self._wrap(self.protocol))
-        return self
-
-
 # -- the devnet --------------------------------------------------------------------------
 @dataclass
 class _Member:
@@ -737,7 +720,7 @@ class Devnet:
                 if kind is not None
                 else _OffsetSource(shared, _HONEST_SPREAD_BPS[index % len(_HONEST_SPREAD_BPS)])
             )
-            node = _DevnetNode(
+            node = OracleNode(
                 config,
                 NodeKeys(
                     identity, dealt_member.share.key_package, dealt.committee.public_key_package
@@ -749,7 +732,7 @@ class Devnet:
                 refresh_s=options.round_interval,
                 clock=_lagging_clock,
                 on_finalized=self._on_finalized(tracker, transmitter),
-                wrap=self._wrapper(tracker, identity.node_id, kind, seed=index),
+                wrap_core=self._wrapper(tracker, identity.node_id, kind, seed=index),
             )
             self.members.append(
                 _Member(index, identity.node_id, kind, node, transmitter, accounts[index])
@@ -782,10 +765,12 @@ class Devnet:
     @staticmethod
     def _wrapper(
         tracker: _Tracker, node: NodeId, kind: str | None, seed: int
-    ) -> Callable[[OracleProtocol], Faulty]:
-        def wrap(core: OracleProtocol) -> Faulty:
+    ) -> Callable[[OracleProtocol], OracleProtocol]:
+        def wrap(core: OracleProtocol) -> OracleProtocol:
             inner: OracleProtocol | Faulty = core if kind is None else _fault(kind, core, seed)
-            return _Watch(inner, tracker, node)
+            # A Faulty forwards every attribute it does not override to the core it wraps,
+            # so the node can drive it exactly like the core itself.
+            return cast(OracleProtocol, _Watch(inner, tracker, node))
 
         return wrap
 

@@ -374,7 +374,10 @@ class OracleNode:
         clock: Callable[[], float] = time.time,
         rng: Rng = secrets.token_bytes,
         on_finalized: Callable[[ReportFinalized], None] | None = None,
+        wrap_core: Callable[[OracleProtocol], OracleProtocol] | None = None,
     ) -> None:
+        """``wrap_core`` lets a caller put a wrapper with the core's interface around it
+        before it first runs (the devnet's and the tests' faulty members)."""
         if transport.node_id != keys.identity.node_id:
             raise ValueError("the transport does not carry this node's identity")
         if transport.network != config.network:
@@ -393,6 +396,7 @@ class OracleNode:
         self._clock = clock
         self._rng = rng
         self._on_finalized = on_finalized
+        self._wrap_core = wrap_core
         self._seq = SeqCounter()
         self._protocol: OracleProtocol | None = None
         self._store: AsyncNodeStore | None = None
@@ -443,6 +447,8 @@ class OracleNode:
                 signed=[latest],
                 invalidated_commitments=[c.commitment_id for c in invalidated],
             )
+            if self._wrap_core is not None:
+                self._protocol = self._wrap_core(self._protocol)
             await self._transport.__aenter__()
             self._transport_entered = True
             task_group = asyncio.TaskGroup()
