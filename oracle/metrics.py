@@ -83,6 +83,12 @@ class NodeMetrics:
             buckets=ROUND_LATENCY_BUCKETS,
             registry=r,
         )
+        self.tx_confirmation = Histogram(
+            "xon_tx_confirmation_seconds",
+            "Time from broadcasting a transaction (this attempt) to seeing its receipt.",
+            buckets=(0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600),
+            registry=r,
+        )
 
         # node driver (oracle/node.py)
         self.misbehaviour = Counter(

@@ -799,6 +799,7 @@ class Transmitter:
         spend.fees_wei += receipt.fee
         self.metrics.tx_gas_used.inc(receipt.gas_used)
         self.metrics.tx_fees_gwei.inc(receipt.fee / GWEI)
+        self.metrics.tx_confirmation.observe(max(0.0, self._clock() - attempt.sent_at))
         if attempt.cancel:
             spend.cancellations += 1
         if not receipt.succeeded:

@@ -169,6 +169,7 @@ async def test_rpc_outage_and_lost_answer_lose_nothing(chain_net: ChainNet, tmp_
     assert [tx["nonce"] for tx in txs] == list(range(len(requests)))  # once each, no gap
     assert net.latest_epoch_and_round() == (2, 9)
     assert metrics.sample("xon_tx_sent_total") == len(requests)  # lost answer counted once
+    assert metrics.sample("xon_tx_confirmation_seconds_count") == len(requests)
     assert metrics.sample("xon_rpc_failures_total", {"endpoint": "0"}) >= 1
     assert metrics.sample("xon_rpc_failures_total", {"endpoint": "1"}) >= 1
 
