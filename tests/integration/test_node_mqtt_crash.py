@@ -253,7 +253,7 @@ async def test_kill_9_mid_signing_never_reuses_a_nonce_or_double_signs(
             return len(wire.of(MessageType.SHARE, victim))
 
         # Rounds are running and the victim signs in them.
-        await eventually(lambda: len(finals) >= 2 * len(nodes) and victim_shares() >= 2, 30)
+        await eventually(lambda: len(finals) >= 2 * len(nodes) and victim_shares() >= 2, 60)
         # Wait for the next PROPOSE naming the victim, then kill it at once: mid-signing.
         seen = len(wire.of(MessageType.PROPOSE))
         await eventually(
