@@ -43,6 +43,7 @@ class OnChainCache:
         self._interval = interval
         self._clock = clock
         self._values: dict[str, api.OnChainValue] = {}
+        self._decimals: dict[str, int] = {}
         self._last_ok: float | None = None
         self._last_error = "not read yet"
 
@@ -58,15 +59,13 @@ class OnChainCache:
         try:
             block = int(await self._w3.eth.block_number)
             for name, proxy in self._proxies.items():
-                decimals = int(await proxy.functions.decimals().call())
+                if name not in self._decimals:  # fixed at the proxy's construction
+                    self._decimals[name] = int(await proxy.functions.decimals().call())
+                decimals = self._decimals[name]
                 try:
-                    (
-                        round_id,
-                        answer,
-                        _,
-                        updated_at,
-                        _,
-                    ) = await proxy.functions.latestRoundData().call()
+                    # Every read of one refresh at the same block, the one reported with it.
+                    latest = await proxy.functions.latestRoundData().call(block_identifier=block)
+                    round_id, answer, _, updated_at, _ = latest
                 except Web3Exception:
                     continue  # NoDataPresent: the feed has no value on-chain yet
                 self._values[name] = api.OnChainValue(
