@@ -26,7 +26,7 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3Exception
 
-from aggregation.report import feed_id
+from aggregation.report import ReportKind, feed_id
 from contracts.artifacts import load_artifact
 from contracts.errors import DeployError
 
@@ -83,13 +83,13 @@ class Deployment:
     feed_proxies: Mapping[str, str] = field(default_factory=dict)  # feed name -> FeedProxy
 
     def receiver_for_kind(self) -> dict[int, str]:
-        """Report kind (aggregation.report.ReportKind value) -> the contract that accepts it."""
+        """Report kind (a ReportKind value) -> the contract that accepts it."""
         return {
-            1: self.price_feed_store,
-            2: self.valuation_registry,
-            3: self.hardware_registry,
-            4: self.uptime_registry,
-            5: self.committee,
+            ReportKind.PRICES: self.price_feed_store,
+            ReportKind.VALUATIONS: self.valuation_registry,
+            ReportKind.HARDWARE: self.hardware_registry,
+            ReportKind.UPTIME: self.uptime_registry,
+            ReportKind.KEY_ROTATION: self.committee,
         }
 
     def to_json(self) -> str:
