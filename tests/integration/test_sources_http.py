@@ -51,7 +51,9 @@ from tests.unit.sources_fixtures import (
     respond,
 )
 
-FAST = Timeouts(total=0.2, connect=0.2, sock_read=0.2, per_source=10.0)
+# Small enough that timeout tests are quick, big enough that a loaded CI machine does
+# not time out a local request that should succeed (timeout tests delay 1 s).
+FAST = Timeouts(total=0.5, connect=0.5, sock_read=0.5, per_source=10.0)
 RETRY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, max_retry_after=60.0)
 SOURCE_IDS = sorted(DEFAULT_SOURCES)
 TYPED_ERRORS = {"FetchError", "ParseError", "ConfigError", "SourceConfigError"}

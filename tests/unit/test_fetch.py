@@ -43,7 +43,9 @@ from feeds.snapshots import (
     sha256_hex,
 )
 
-FAST = Timeouts(total=0.2, connect=0.2, sock_read=0.2, per_source=5.0)
+# Small enough that timeout tests are quick, big enough that a loaded CI machine does
+# not time out a local request that should succeed (delays in timeout tests are >= 1 s).
+FAST = Timeouts(total=0.5, connect=0.5, sock_read=0.5, per_source=5.0)
 TEST_RETRY = RetryPolicy(max_attempts=3, base_delay=0.5, max_delay=4.0)
 
 
@@ -337,8 +339,11 @@ async def test_truncated_transfer_is_a_payload_error() -> None:
     srv = await asyncio.start_server(broken, "127.0.0.1", 0)
     port = srv.sockets[0].getsockname()[1]
     fake = FakeTime()
+    # The server closes mid-body at once, so no timeout is involved; FAST's short timeouts could
+    # expire first on a loaded machine and turn the payload error into a timeout.
+    roomy = Timeouts(total=10, connect=10, sock_read=10, per_source=20)
     try:
-        async with http_transport(FAST) as transport:
+        async with http_transport(roomy) as transport:
             out = await make_fetcher(
                 transport, fake, retry=RetryPolicy(max_attempts=1)
             ).fetch_isolated(TinySource(SourceId("tiny"), f"http://127.0.0.1:{port}"))
