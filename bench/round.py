@@ -184,10 +184,9 @@ def main() -> None:
                 f"{1000 * percentile(values, 0.99):>8.1f} {1000 * max(values):>8.1f}"
             )
     print(
-        "note: CPU-bound. Signed-envelope checks (secp256k1 recovery + keccak + strict JSON) "
-        "at every receiver and for every observation inside each PROPOSE take ~40 % of the "
-        "busy time, message decoding ~20 % (cProfile, n = 16); all n members share this one "
-        "process, so the cost grows ~n². --profile shows it."
+        "note: CPU-bound. All n members share this one process and each checks every "
+        "envelope (signer recovery is memoised per frame), so the cost grows ~n²; the "
+        "latency includes the leader's 50 ms ΔGrace. --profile shows where the time goes."
     )
     if profiler is not None:
         out = io.StringIO()

@@ -44,7 +44,7 @@ from urllib.parse import urlsplit, urlunsplit
 from urllib.request import url2pathname
 
 import aiohttp
-from prometheus_client import Counter
+from prometheus_client import CollectorRegistry, Counter
 
 from feeds.errors import ConfigError, FetchError, SourceError
 from feeds.model import HttpRequest, Offer, PriceSource, RawResponse, Rejection, SourceId
@@ -52,6 +52,7 @@ from feeds.snapshots import ReplayBook, SnapshotStore, redact, sha256_hex
 
 __all__ = [
     "RETRY_STATUSES",
+    "FetchMetrics",
     "Fetcher",
     "HttpTransport",
     "RateLimit",
@@ -70,12 +71,27 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SOURCE_FAILURES = Counter(
-    "xon_feed_source_failures_total", "Sources that failed in a fetch run", ["source", "reason"]
-)
-FETCH_RETRIES = Counter(
-    "xon_feed_fetch_retries_total", "Requests retried by the fetcher", ["source", "reason"]
-)
+
+class FetchMetrics:
+    """The fetcher's counters, on ``registry`` (a node passes its own, so they appear on
+    its ``/metrics``; by default a private registry, so that several fetchers or nodes in
+    one process never share or collide on counters)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.source_failures = Counter(
+            "xon_feed_source_failures_total",
+            "Sources that failed in a fetch run",
+            ["source", "reason"],
+            registry=self.registry,
+        )
+        self.retries = Counter(
+            "xon_feed_fetch_retries_total",
+            "Requests retried by the fetcher",
+            ["source", "reason"],
+            registry=self.registry,
+        )
+
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _RETRYABLE_REASONS = frozenset({"timeout", "connection", "payload"})
@@ -369,6 +385,7 @@ class Fetcher:
         monotonic: Callable[[], float] = time.monotonic,
         respect_rate_limits: bool = True,
         secrets: Sequence[str] = (),
+        metrics: FetchMetrics | None = None,
     ) -> None:
         if max_pages < 1:
             raise ValueError("max_pages must be >= 1")
@@ -384,11 +401,24 @@ class Fetcher:
         # API keys some providers insist on in the URL: kept out of logs and failures.
         self._secrets = tuple(secrets)
         self._limiters: dict[tuple[str, str], _HostLimiter] = {}
+        self.metrics = metrics if metrics is not None else FetchMetrics()
 
     @classmethod
-    def for_replay(cls, book: ReplayBook, *, store: SnapshotStore | None = None) -> Fetcher:
+    def for_replay(
+        cls,
+        book: ReplayBook,
+        *,
+        store: SnapshotStore | None = None,
+        metrics: FetchMetrics | None = None,
+    ) -> Fetcher:
         """Replay: no real waits (recorded 429s are replayed, their Retry-After is not slept)."""
-        return cls(ReplayTransport(book), store=store, sleep=_no_sleep, respect_rate_limits=False)
+        return cls(
+            ReplayTransport(book),
+            store=store,
+            sleep=_no_sleep,
+            respect_rate_limits=False,
+            metrics=metrics,
+        )
 
     async def fetch_all(self, sources: Sequence[PriceSource]) -> dict[SourceId, SourceOutcome]:
         """Every source concurrently; each ends as a SourceFetch or a SourceFailure."""
@@ -434,7 +464,7 @@ class Fetcher:
             detail = f"{type(exc).__name__}: {exc}"
             failure = _failure(sid, exc, "internal_error", detail, received)
         failure = replace(failure, detail=redact(failure.detail, self._secrets))
-        SOURCE_FAILURES.labels(sid, failure.reason).inc()
+        self.metrics.source_failures.labels(sid, failure.reason).inc()
         log.warning(
             "source.failed source=%s reason=%s detail=%s", sid, failure.reason, failure.detail
         )
@@ -501,7 +531,7 @@ class Fetcher:
                 if exc.reason not in _RETRYABLE_REASONS or attempt >= self._retry.max_attempts:
                     raise
                 delay = self._retry.backoff(attempt, self._rng)
-                FETCH_RETRIES.labels(sid, exc.reason).inc()
+                self.metrics.retries.labels(sid, exc.reason).inc()
                 log.info(
                     "fetch.retry source=%s attempt=%d reason=%s delay=%.3f",
                     sid, attempt, exc.reason, delay,
@@ -526,7 +556,7 @@ class Fetcher:
             delay = self._retry.backoff(attempt, self._rng)
             if retry_after is not None:
                 delay = max(delay, retry_after)
-            FETCH_RETRIES.labels(sid, f"http_{response.status}").inc()
+            self.metrics.retries.labels(sid, f"http_{response.status}").inc()
             log.info(
                 "fetch.retry source=%s attempt=%d status=%d delay=%.3f",
                 sid, attempt, response.status, delay,

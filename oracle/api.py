@@ -37,11 +37,12 @@ tasks maintain. The adapter from :class:`oracle.node.OracleNode` is a thin class
 **Metrics.** ``/metrics`` serves ``NodeView.metrics_registry`` — the node's private
 :class:`~prometheus_client.CollectorRegistry` (:class:`oracle.metrics.NodeMetrics`), never
 the global one, so several nodes in one process each expose only their own counters.
-With ``ApiConfig.process_metrics`` (default on) the process-wide default registry is
-appended: ``process_*``/``python_*`` collectors and the counters ``feeds.fetch`` registers
-there (``xon_feed_source_failures_total{source,reason}``,
-``xon_feed_fetch_retries_total{source,reason}``). Those are per *process*: a devnet that
-runs n nodes in one process should turn it off for all but one node. A family name present
+The node's fetcher counts on the same registry (``feeds.fetch.FetchMetrics``:
+``xon_feed_source_failures_total{source,reason}``,
+``xon_feed_fetch_retries_total{source,reason}``). With ``ApiConfig.process_metrics``
+(default on) the process-wide default registry is appended: ``process_*``/``python_*``.
+Those are per *process*: a devnet that runs n nodes in one process should turn it off for
+all but one node. A family name present
 in both registries is served once, from the node's registry.
 
 **Exposure.** The server binds ``127.0.0.1`` unless told otherwise; it serves only GETs and

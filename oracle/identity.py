@@ -20,6 +20,7 @@ exists for the keystore only.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -64,7 +65,7 @@ def address_of(public_key: bytes) -> NodeId:
         point = PublicKey(public_key).format(compressed=False)
     except ValueError as exc:
         raise CryptoError(f"not a secp256k1 public key: {exc}") from None
-    return NodeId(to_checksum_address(keccak(point[1:])[12:]))
+    return _node_id(point[1:])
 
 
 def parse_node_id(text: str) -> NodeId:
@@ -97,12 +98,25 @@ def recover_signer(domain: bytes, message: bytes, signature: bytes) -> NodeId:
     if signature[64] > 1 or not 0 < r < _CURVE_ORDER or not 0 < s <= _HALF_ORDER:
         raise CryptoError("malformed or non-canonical signature")
     try:
-        public = PublicKey.from_signature_and_message(
-            signature, signing_digest(domain, message), hasher=None
-        )
+        return _recover(signing_digest(domain, message), bytes(signature))
     except ValueError as exc:
         raise CryptoError(f"signature recovers no key: {exc}") from None
-    return NodeId(to_checksum_address(keccak(public.format(compressed=False)[1:])[12:]))
+
+
+# Recovery is a pure function of (digest, signature), and the same signed frame is checked
+# more than once (an observation when it arrives and again inside each PROPOSE that
+# carries it), by few distinct keys (a committee): memoising both steps removes most of the
+# CPU a large committee spends on identities. Failures raise, so they are never cached.
+@functools.lru_cache(maxsize=8192)
+def _recover(digest: bytes, signature: bytes) -> NodeId:
+    public = PublicKey.from_signature_and_message(signature, digest, hasher=None)
+    return _node_id(public.format(compressed=False)[1:])
+
+
+@functools.lru_cache(maxsize=1024)
+def _node_id(public_key: bytes) -> NodeId:
+    """The checksummed address of a 64-byte uncompressed public key (x ‖ y)."""
+    return NodeId(to_checksum_address(keccak(public_key)[12:]))
 
 
 class IdentityKey:

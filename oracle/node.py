@@ -73,12 +73,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Protocol, Self
 
+from prometheus_client import CollectorRegistry
+
 from aggregation.errors import EncodingError, XonError
 from aggregation.frost import KeyPackage, PublicKeyPackage, Rng
 from aggregation.report import ReportKind
 from feeds.config import FeedsConfig, load_config, load_default_config
 from feeds.errors import FeedError
-from feeds.fetch import Fetcher, SourceFailure, Timeouts, env_secrets, http_transport
+from feeds.fetch import (
+    Fetcher,
+    FetchMetrics,
+    SourceFailure,
+    Timeouts,
+    env_secrets,
+    http_transport,
+)
 from feeds.observe import Observation as FeedsObservation
 from feeds.observe import observe, secret_env_vars
 from feeds.snapshots import REDACTED, ReplayBook
@@ -232,8 +241,11 @@ class FeedsSource:
         replay_now: datetime | None = None,
         environ: Mapping[str, str] | None = None,
         timeouts: Timeouts | None = None,
+        metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.config = config
+        # The fetcher's counters, on the node's registry when given (its /metrics).
+        self.fetch_metrics = FetchMetrics(metrics_registry)
         self._replay_dir = replay_dir
         self._replay_now = replay_now
         self._environ = dict(os.environ if environ is None else environ)
@@ -254,7 +266,12 @@ class FeedsSource:
         if self.live:
             transport = await stack.enter_async_context(http_transport(self._timeouts))
             secret_values = env_secrets(self._environ, secret_env_vars(self.config))
-            self._fetcher = Fetcher(transport, timeouts=self._timeouts, secrets=secret_values)
+            self._fetcher = Fetcher(
+                transport,
+                timeouts=self._timeouts,
+                secrets=secret_values,
+                metrics=self.fetch_metrics,
+            )
         self._stack = stack
         return self
 
@@ -288,7 +305,8 @@ class FeedsSource:
         now = self._replay_now or book.recorded_until
         if now is None:
             raise FeedError(f"replay directory {self._replay_dir} holds no responses")
-        result = await observe(self.config, Fetcher.for_replay(book), env, now)
+        fetcher = Fetcher.for_replay(book, metrics=self.fetch_metrics)
+        result = await observe(self.config, fetcher, env, now)
         return node_observation(result)
 
 
@@ -1099,8 +1117,17 @@ def node_from_setup(
     )
 
 
-def feeds_source(setup: NodeSetup, environ: Mapping[str, str] | None = None) -> FeedsSource:
+def feeds_source(
+    setup: NodeSetup,
+    environ: Mapping[str, str] | None = None,
+    *,
+    metrics_registry: CollectorRegistry | None = None,
+) -> FeedsSource:
     feeds = setup.settings.feeds
     return FeedsSource(
-        setup.feeds, replay_dir=feeds.replay_dir, replay_now=feeds.replay_now, environ=environ
+        setup.feeds,
+        replay_dir=feeds.replay_dir,
+        replay_now=feeds.replay_now,
+        environ=environ,
+        metrics_registry=metrics_registry,
     )

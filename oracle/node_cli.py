@@ -147,7 +147,7 @@ async def _start_node(
         def on_finalized(action: ReportFinalized) -> None:
             transmitter.submit(TransmitRequest.from_finalized(action))
 
-    source = await stack.enter_async_context(feeds_source(setup))
+    source = await stack.enter_async_context(feeds_source(setup, metrics_registry=metrics.registry))
     node = await stack.enter_async_context(
         node_from_setup(setup, source, metrics=metrics, on_finalized=on_finalized)
     )

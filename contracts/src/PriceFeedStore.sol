@@ -41,6 +41,14 @@ contract PriceFeedStore is ReportReceiver, Ownable2Step, IPriceFeedStore {
 
     uint256 private constant _REGISTERED = 1;
 
+    // FrostVerifier's constants, for its verification inlined in `transmitCompact_14743166`
+    // (inline assembly cannot read a library's constants).
+    uint256 private constant _ADDRESS_MASK = (1 << 160) - 1;
+    uint256 private constant _P = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F;
+    uint256 private constant _N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
+    uint256 private constant _XMD_SUFFIX = 0x00300046524f53542d736563703235366b312d5348413235362d76316368616c;
+    uint256 private constant _DST_PRIME = 0x46524f53542d736563703235366b312d5348413235362d76316368616c1d0000;
+
     struct FeedConfig {
         bool registered;
         uint8 decimals;
@@ -176,6 +184,176 @@ contract PriceFeedStore is ReportReceiver, Ownable2Step, IPriceFeedStore {
                 sstore(slot, or(shl(128, value), tail))
             }
         }
+    }
+
+    /// @notice Applies a PRICES report given in the compact calldata layout, the cheapest
+    /// way to post one (docs/contracts.md §6.1):
+    ///
+    ///     selector ‖ Rx ‖ Ry ‖ z ‖ groupKeyX ‖ configDigest ‖ epoch (4 bytes) ‖ round (4)
+    ///     ‖ observationsTimestamp (8) ‖ n × (feedId (32) ‖ value (16, int128))
+    ///
+    /// with n ≥ 1 and nothing after. The contract rebuilds the canonical ABI report of
+    /// `transmit` from these fields (kind PRICES, values sign-extended to int256) and checks
+    /// the signature over its usual message, so the committee signs the same bytes for both
+    /// entry points and every check and effect is the same; only ABI padding is not sent.
+    function transmitCompact_14743166() external {
+        uint256 s = _state;
+        uint256 failure; // 0 applied; 1 envelope/time/replay check; 2 signature; 3 sequence
+        // One block, no internal calls: ReportReceiver._accept and FrostVerifier.verify
+        // inlined, because the 40k gas target leaves no room for Solidity's glue (docs §7).
+        // Not marked memory-safe on purpose: it uses fixed addresses from 0x80 as scratch.
+        assembly {
+            let size := calldatasize()
+            let n := div(sub(size, 0xb4), 0x30) // garbage when size < 0xb4: rejected next
+            if or(lt(size, 0xe4), sub(size, add(0xb4, mul(n, 0x30)))) {
+                mstore(0x00, 0x28ed90e8) // MalformedReport()
+                revert(0x1c, 0x04)
+            }
+            let px := calldataload(0x64)
+            let digest := calldataload(0x84)
+            let w := calldataload(0xa4)
+            let epochAndRound := shr(192, w)
+            let ts := and(shr(128, w), 0xffffffffffffffff)
+            // ReportReceiver._accept's checks (see there), kind PRICES by construction.
+            mstore(0x00, px)
+            mstore(0x20, digest)
+            let time := timestamp()
+            failure := iszero(
+                and(
+                    and(
+                        eq(and(s, or(_FLAG_ATTACHED, _FLAG_PAUSED)), _FLAG_ATTACHED),
+                        iszero(shr(128, xor(keccak256(0x00, 0x40), s)))
+                    ),
+                    and(
+                        iszero(gt(ts, time)),
+                        and(
+                            iszero(lt(add(ts, and(shr(96, s), 0xffffff)), time)),
+                            gt(epochAndRound, and(shr(32, s), 0xffffffffffffffff))
+                        )
+                    )
+                )
+            )
+            if iszero(failure) {
+                // chainId ‖ address(this) ‖ report at [0x8c, 0x8c + 0x194 + 64n). Nothing has
+                // been allocated in this call, so memory from 0x80 up is free scratch (the
+                // free memory pointer stays 0x80); the report starts word-aligned at 0xc0.
+                let m
+                {
+                    mstore(0xa0, address()) // [0xac, 0xc0)
+                    mstore(0x8c, chainid()) // [0x8c, 0xac), over the address word's zero padding
+                    mstore(0xc0, digest)
+                    mstore(0xe0, shr(224, w))
+                    mstore(0x100, and(epochAndRound, 0xffffffff))
+                    mstore(0x120, ts)
+                    mstore(0x140, 1) // KIND_PRICES
+                    mstore(0x160, 0xc0)
+                    let idBytes := shl(5, n)
+                    mstore(0x180, add(0x80, shl(6, n))) // payload length
+                    mstore(0x1a0, 0x40)
+                    mstore(0x1c0, add(0x60, idBytes))
+                    mstore(0x1e0, n)
+                    let end := add(0x200, idBytes)
+                    mstore(end, n)
+                    let toValue := add(idBytes, 0x20)
+                    // n ≥ 1, so test at the bottom (saves a jump per loop).
+                    let src := 0xb4
+                    let dst := 0x200
+                    for {} 1 {} {
+                        mstore(dst, calldataload(src))
+                        mstore(add(dst, toValue), sar(128, calldataload(add(src, 0x20))))
+                        src := add(src, 0x30)
+                        dst := add(dst, 0x20)
+                        if eq(dst, end) { break }
+                    }
+                    m := keccak256(0x8c, add(0x194, shl(6, n)))
+                }
+                // FrostVerifier.verify inlined, as in ReportReceiver._accept.
+                let ok
+                {
+                    let rx := calldataload(0x04)
+                    let ry := calldataload(0x24)
+                    let z := calldataload(0x44)
+                    let parity := and(shr(120, s), 1)
+                    ok := and(and(lt(rx, _P), lt(ry, _P)), lt(sub(z, 1), sub(_N, 1)))
+                    ok := and(ok, eq(mulmod(ry, ry, _P), addmod(mulmod(rx, mulmod(rx, rx, _P), _P), 7, _P)))
+                    mstore(0x80, 0)
+                    mstore(0xa0, 0)
+                    mstore8(0xc0, add(2, and(ry, 1)))
+                    mstore(0xc1, rx)
+                    mstore8(0xe1, add(2, parity))
+                    mstore(0xe2, px)
+                    mstore(0x102, m)
+                    mstore(0x122, _XMD_SUFFIX)
+                    mstore8(0x142, 29)
+                    ok := and(ok, staticcall(gas(), 0x02, 0x80, 0xc3, 0x180, 0x20))
+                    let b0 := mload(0x180)
+                    mstore8(0x1a0, 1)
+                    mstore(0x1a1, _DST_PRIME)
+                    ok := and(ok, staticcall(gas(), 0x02, 0x180, 0x3f, 0x1e0, 0x20))
+                    let b1 := mload(0x1e0)
+                    mstore(0x180, xor(b0, b1))
+                    mstore8(0x1a0, 2)
+                    ok := and(ok, staticcall(gas(), 0x02, 0x180, 0x3f, 0x1e0, 0x20))
+                    let c := addmod(mulmod(b1, shl(128, 1), _N), shr(128, mload(0x1e0)), _N)
+                    mstore(0x80, mulmod(z, px, _N))
+                    mstore(0xa0, add(27, parity))
+                    mstore(0xc0, px)
+                    mstore(0xe0, mulmod(c, px, _N))
+                    mstore(0x00, 0)
+                    ok := and(ok, staticcall(gas(), 0x01, 0x80, 0x80, 0x00, 0x20))
+                    let recovered := mload(0x00)
+                    mstore(0x00, rx)
+                    mstore(0x20, sub(_P, ry))
+                    ok := and(
+                        and(ok, iszero(iszero(recovered))),
+                        eq(recovered, and(keccak256(0x00, 0x40), _ADDRESS_MASK))
+                    )
+                }
+                let k := add(and(s, 0xffffffff), 1)
+                failure := add(shl(1, iszero(ok)), mul(3, and(ok, shr(32, k))))
+                if iszero(failure) {
+                    sstore(_state.slot, or(and(s, not(0xffffffffffffffffffffffff)), or(shl(32, epochAndRound), k)))
+                    let tail := or(or(shl(96, k), shl(56, ts)), or(shl(16, timestamp()), _REGISTERED))
+                    let index := and(k, 7)
+                    mstore(0x20, _rings.slot)
+                    let src := 0xb4
+                    for {} 1 {} {
+                        let id := calldataload(src)
+                        mstore(0x00, id)
+                        let slot := add(keccak256(0x00, 0x40), index)
+                        let old := sload(slot)
+                        if iszero(and(old, _REGISTERED)) {
+                            mstore(0x00, 0x08a47fe2) // UnknownFeed(bytes32)
+                            mstore(0x20, id)
+                            revert(0x1c, 0x24)
+                        }
+                        if eq(and(shr(96, old), 0xffffffff), k) {
+                            mstore(0x00, 0xb6868f59) // DuplicateFeed(bytes32)
+                            mstore(0x20, id)
+                            revert(0x1c, 0x24)
+                        }
+                        // The value's 16 bytes go to the entry's high half as they are.
+                        sstore(
+                            slot,
+                            or(and(calldataload(add(src, 0x20)), not(0xffffffffffffffffffffffffffffffff)), tail)
+                        )
+                        src := add(src, 0x30)
+                        if eq(src, size) { break }
+                    }
+                    // Applied: end the call here (nothing to return, nothing left to clean up).
+                    stop()
+                }
+            }
+        }
+        _revertCompact(failure, s);
+    }
+
+    /// The named error for a failed `transmitCompact` (cold path).
+    function _revertCompact(uint256 failure, uint256 s) private view {
+        if (failure == 2) revert BadSignature();
+        if (failure == 3) revert SequenceExhausted();
+        uint256 w = uint256(bytes32(msg.data[0xa4:0xc4]));
+        _revertFailure(bytes32(msg.data[0x84:0xa4]), w >> 192, (w >> 128) & type(uint64).max, reportKind, 4, s);
     }
 
     // ---------------------------------------------------------------- views

@@ -44,8 +44,8 @@ abstract contract ReportReceiver is IReportReceiver {
     uint64 public constant MAX_REPORT_AGE_LIMIT = (1 << 24) - 1;
 
     uint256 private constant _FLAG_PARITY = 1 << 120;
-    uint256 private constant _FLAG_PAUSED = 1 << 121;
-    uint256 private constant _FLAG_ATTACHED = 1 << 122;
+    uint256 internal constant _FLAG_PAUSED = 1 << 121;
+    uint256 internal constant _FLAG_ATTACHED = 1 << 122;
     uint256 private constant _MASK32 = 0xffffffff;
     uint256 private constant _MASK64 = 0xffffffffffffffff;
     uint256 private constant _MASK24 = 0xffffff;
@@ -55,10 +55,10 @@ abstract contract ReportReceiver is IReportReceiver {
     /// The report kind accepted here (XonReport.KIND_*).
     uint8 public immutable reportKind;
 
-    uint256 private _state;
+    /// The receiver state (layout in the contract notes). Internal only so that
+    /// `PriceFeedStore.transmitCompact` can inline `_accept`; nothing else writes it.
+    uint256 internal _state;
 
-    /// One per accepted report; `epochAndRound` = epoch << 32 | round.
-    event ReportAccepted(uint64 epochAndRound, uint32 sequence);
     event CommitteeStateUpdated(bytes16 keyCommitment, uint8 groupKeyParity, bool paused, bool attached);
     event MaxReportAgeSet(uint64 maxReportAge);
 
@@ -146,136 +146,141 @@ abstract contract ReportReceiver is IReportReceiver {
         returns (ReportHeader memory header, bytes calldata payload)
     {
         // Straight-line assembly: this runs on every report and its cost is in the gas
-        // target. It decodes the envelope into `header` and finds the first failed check
-        // (codes below); `_revertFailure` re-derives the details for the named error.
-        uint256 s = _state;
+        // targets. Only the canonical envelope is accepted: fields in range, payload offset
+        // 0xc0, total length exactly 0xe0 + the payload length rounded up to a word.
         payload = report; // set to the payload slice below
-        uint256 failure;
-        uint256 kind = reportKind;
-        assembly ("memory-safe") {
-            // The first failed check, in the documented order (0: none).
-            function firstFailure(o, len, so, sigLen, state, wantKind) -> code {
-                let epoch := calldataload(add(o, 0x20))
-                let round := calldataload(add(o, 0x40))
-                let ts := calldataload(add(o, 0x60))
-                let plen := calldataload(add(o, 0xc0))
-                // 1: canonical envelope only: fields in range, payload offset 0xc0, total
-                // length exactly 0xe0 + plen rounded up to a word (plen ≤ len first).
-                if or(
-                    or(
-                        lt(len, 0xe0),
-                        or(shr(32, or(epoch, round)), or(shr(64, ts), shr(8, calldataload(add(o, 0x80)))))
-                    ),
-                    or(
-                        iszero(eq(calldataload(add(o, 0xa0)), 0xc0)),
-                        or(gt(plen, len), iszero(eq(len, add(0xe0, and(add(plen, 31), not(31))))))
-                    )
-                ) {
-                    code := 1
-                    leave
-                }
-                if iszero(eq(sigLen, 128)) {
-                    code := 2
-                    leave
-                }
-                if iszero(and(state, _FLAG_ATTACHED)) {
-                    code := 3
-                    leave
-                }
-                if and(state, _FLAG_PAUSED) {
-                    code := 4
-                    leave
-                }
-                // 5: keccak256(groupKeyX ‖ configDigest)[0:16] must be the stored commitment.
-                mstore(0x00, calldataload(add(so, 0x60)))
-                mstore(0x20, calldataload(o))
-                if shr(128, xor(keccak256(0x00, 0x40), state)) {
-                    code := 5
-                    leave
-                }
-                if iszero(eq(calldataload(add(o, 0x80)), wantKind)) {
-                    code := 6
-                    leave
-                }
-                if gt(ts, timestamp()) {
-                    code := 7
-                    leave
-                }
-                if lt(add(ts, and(shr(96, state), _MASK24)), timestamp()) {
-                    code := 8
-                    leave
-                }
-                if iszero(gt(or(shl(32, epoch), round), and(shr(32, state), _MASK64))) { code := 9 }
-            }
-            failure := firstFailure(report.offset, report.length, signature.offset, signature.length, s, kind)
-        }
-        if (failure != 0) _revertFailure(failure, report, signature, s);
+        bool malformed;
         uint256 epochAndRound;
         bytes32 m;
         assembly ("memory-safe") {
             let o := report.offset
+            let len := report.length
             let epoch := calldataload(add(o, 0x20))
             let round := calldataload(add(o, 0x40))
+            let ts := calldataload(add(o, 0x60))
+            let kind := calldataload(add(o, 0x80))
+            let plen := calldataload(add(o, 0xc0))
+            // (plen is bounded by len before the rounding, so it cannot overflow.)
+            malformed := or(
+                or(lt(len, 0xe0), or(shr(32, or(epoch, round)), or(shr(64, ts), shr(8, kind)))),
+                or(
+                    iszero(eq(calldataload(add(o, 0xa0)), 0xc0)),
+                    or(gt(plen, len), iszero(eq(len, add(0xe0, and(add(plen, 31), not(31))))))
+                )
+            )
             epochAndRound := or(shl(32, epoch), round)
             // Decode into the (zeroed) header; sequence is set below.
             mstore(header, calldataload(o))
             mstore(add(header, 0x20), epoch)
             mstore(add(header, 0x40), round)
-            mstore(add(header, 0x60), calldataload(add(o, 0x60)))
+            mstore(add(header, 0x60), ts)
             mstore(add(header, 0x80), kind)
             payload.offset := add(o, 0xe0)
-            payload.length := calldataload(add(o, 0xc0))
+            payload.length := plen
             // m = keccak256(chainId ‖ address(this) ‖ report)
             let ptr := mload(0x40)
             mstore(ptr, chainid())
             mstore(add(ptr, 0x20), shl(96, address()))
-            calldatacopy(add(ptr, 0x34), o, report.length)
-            m := keccak256(ptr, add(0x34, report.length))
+            calldatacopy(add(ptr, 0x34), o, len)
+            m := keccak256(ptr, add(0x34, len))
         }
-        _verifySignature(s, m, signature);
-        uint256 sequence = (s & _MASK32) + 1;
-        if (sequence > _MASK32) revert SequenceExhausted();
-        _state = (s & ~(_MASK64 << 32 | _MASK32)) | (epochAndRound << 32) | sequence;
-        header.sequence = uint32(sequence);
-        // emit ReportAccepted(uint64(epochAndRound), uint32(sequence)), from scratch space.
-        bytes32 topic = ReportAccepted.selector;
-        assembly ("memory-safe") {
-            mstore(0x00, epochAndRound)
-            mstore(0x20, sequence)
-            log1(0x00, 0x40, topic)
-        }
+        if (malformed) revert XonReport.MalformedReport();
+        if (signature.length != SIGNATURE_LENGTH) revert MalformedSignature();
+        header.sequence = uint32(
+            _accept(
+                header.configDigest,
+                epochAndRound,
+                header.observationsTimestamp,
+                header.kind,
+                m,
+                _signatureOffset(signature)
+            )
+        );
     }
 
-    /// The FROST signature (Rx ‖ Ry ‖ z ‖ groupKeyX) over m under the stored key parity.
-    function _verifySignature(uint256 s, bytes32 m, bytes calldata signature) private view {
+    /// @notice Checks an already decoded envelope and the signature over its message `m`
+    /// (the signature's 128 bytes start at calldata offset `sigOffset`; the caller checked
+    /// they are all there) and records (epoch, round). Returns the receiver's new sequence
+    /// number. `PriceFeedStore.transmitCompact_*` inlines this function (its gas target
+    /// leaves no room for the call); a change here must be made there too, and the tests
+    /// hold both entry points to the same outcome for every report.
+    function _accept(bytes32 digest, uint256 epochAndRound, uint256 ts, uint256 kind, bytes32 m, uint256 sigOffset)
+        internal
+        returns (uint256 sequence)
+    {
+        uint256 s = _state;
+        bool ok;
+        uint256 wantKind = reportKind;
+        assembly ("memory-safe") {
+            // Every check of the contract notes at once (the cold path names the first
+            // failure): attached and not paused; keccak256(groupKeyX ‖ configDigest)[0:16]
+            // is the stored commitment; the kind; ts ≤ now ≤ ts + maxReportAge; and
+            // (epoch, round) above the last accepted.
+            mstore(0x00, calldataload(add(sigOffset, 0x60)))
+            mstore(0x20, digest)
+            let time := timestamp()
+            ok := and(
+                and(
+                    eq(and(s, or(_FLAG_ATTACHED, _FLAG_PAUSED)), _FLAG_ATTACHED),
+                    iszero(shr(128, xor(keccak256(0x00, 0x40), s)))
+                ),
+                and(
+                    and(eq(kind, wantKind), iszero(gt(ts, time))),
+                    and(
+                        iszero(lt(add(ts, and(shr(96, s), _MASK24)), time)),
+                        gt(epochAndRound, and(shr(32, s), _MASK64))
+                    )
+                )
+            )
+        }
+        if (!ok) _revertFailure(digest, epochAndRound, ts, kind, sigOffset, s);
         uint256 rx;
         uint256 ry;
         uint256 z;
         uint256 px;
         assembly ("memory-safe") {
-            let so := signature.offset
-            rx := calldataload(so)
-            ry := calldataload(add(so, 0x20))
-            z := calldataload(add(so, 0x40))
-            px := calldataload(add(so, 0x60))
+            rx := calldataload(sigOffset)
+            ry := calldataload(add(sigOffset, 0x20))
+            z := calldataload(add(sigOffset, 0x40))
+            px := calldataload(add(sigOffset, 0x60))
         }
         if (!FrostVerifier.verify(px, (s >> 120) & 1, m, rx, ry, z)) revert BadSignature();
+        unchecked {
+            sequence = (s & _MASK32) + 1;
+        }
+        if (sequence > _MASK32) revert SequenceExhausted();
+        _state = (s & ~(_MASK64 << 32 | _MASK32)) | (epochAndRound << 32) | sequence;
     }
 
-    /// Reverts with the named error for failure `code` of `_acceptReport` (cold path).
-    function _revertFailure(uint256 code, bytes calldata report, bytes calldata signature, uint256 s) private view {
-        if (code == 1) revert XonReport.MalformedReport();
-        if (code == 2) revert MalformedSignature();
-        if (code == 3) revert NotConfigured();
-        if (code == 4) revert Paused();
-        (ReportHeader memory h,) = XonReport.decodeHeader(report);
-        if (code == 5) _revertConfigMismatch(h.configDigest, uint256(bytes32(signature[96:128])));
-        if (code == 6) revert WrongKind(reportKind, h.kind);
-        if (code == 7) revert FutureReport(h.observationsTimestamp, block.timestamp);
+    function _signatureOffset(bytes calldata signature) private pure returns (uint256 o) {
+        assembly ("memory-safe") {
+            o := signature.offset
+        }
+    }
+
+    /// Reverts with the named error for the first check of `_accept` that failed (cold
+    /// path), in the documented order.
+    function _revertFailure(
+        bytes32 digest,
+        uint256 epochAndRound,
+        uint256 ts,
+        uint256 kind,
+        uint256 sigOffset,
+        uint256 s
+    ) internal view {
+        if (s & _FLAG_ATTACHED == 0) revert NotConfigured();
+        if (s & _FLAG_PAUSED != 0) revert Paused();
+        uint256 px;
+        assembly ("memory-safe") {
+            px := calldataload(add(sigOffset, 0x60))
+        }
+        if (keyCommitment(px, digest) != bytes16(bytes32(s))) _revertConfigMismatch(digest, px);
+        if (kind != reportKind) revert WrongKind(reportKind, uint8(kind));
+        if (ts > block.timestamp) revert FutureReport(uint64(ts), block.timestamp);
         uint256 maxAge = (s >> 96) & _MASK24;
-        if (code == 8) revert StaleReport(h.observationsTimestamp, block.timestamp - maxAge);
+        if (ts + maxAge < block.timestamp) revert StaleReport(uint64(ts), block.timestamp - maxAge);
         uint256 last = (s >> 32) & _MASK64;
-        revert NotIncreasing(uint32(last >> 32), uint32(last), h.epoch, h.round);
+        revert NotIncreasing(uint32(last >> 32), uint32(last), uint32(epochAndRound >> 32), uint32(epochAndRound));
     }
 
     /// @dev The receiver's own sequence number (for derived contracts' views).

@@ -75,11 +75,36 @@ contract PriceStoreHandler {
         report = ReportBuilder.prices(ReportBuilder.Header(committee.configDigest(), e, r, ts), f, values);
     }
 
-    function _expectRejected(bytes memory report, bytes memory signature) internal {
+    /// A report that must be refused, through ABI `transmit` and, when it is a well-formed
+    /// PRICES report (`compactable`), through the compact calldata as well.
+    function _expectRejected(bytes memory report, bytes memory signature, bool compactable) internal {
         try store.transmit(report, signature) {
             ++violations;
         } catch {
             ++rejectedAsExpected;
+        }
+        if (compactable) {
+            (bool ok,) = address(store).call(ReportBuilder.compactPrices(report, signature));
+            if (ok) ++violations;
+            else ++rejectedAsExpected;
+        }
+    }
+
+    function _expectRejected(bytes memory report, bytes memory signature) internal {
+        _expectRejected(report, signature, true);
+    }
+
+    /// A valid report, through either entry point.
+    function _send(bytes memory report, bytes memory signature, bool compact) internal {
+        if (compact) {
+            (bool ok, bytes memory ret) = address(store).call(ReportBuilder.compactPrices(report, signature));
+            if (!ok) {
+                assembly {
+                    revert(add(ret, 0x20), mload(ret))
+                }
+            }
+        } else {
+            store.transmit(report, signature);
         }
     }
 
@@ -104,7 +129,7 @@ contract PriceStoreHandler {
             _expectRejected(report, sig);
             return;
         }
-        store.transmit(report, sig);
+        _send(report, sig, (seed >> 128) & 1 == 1);
         (epoch, round) = (e, r);
         ++accepted;
         uint256 j;
@@ -141,11 +166,12 @@ contract PriceStoreHandler {
         if (seed % 2 == 0) {
             uint256 i = index % report.length;
             report[i] = bytes1(uint8(report[i]) ^ delta);
+            _expectRejected(report, sig, false);
         } else {
             uint256 i = index % 128;
             sig[i] = bytes1(uint8(sig[i]) ^ delta);
+            _expectRejected(report, sig);
         }
-        _expectRejected(report, sig);
     }
 
     function submitForeign(uint256 seed, uint8 which) public {
@@ -169,7 +195,7 @@ contract PriceStoreHandler {
             committee.configDigest(), e, r, uint64(block.timestamp), kind, ReportBuilder.pricesPayload(ids[0], 1)
         );
         seed;
-        _expectRejected(report, key.signReport(address(store), report));
+        _expectRejected(report, key.signReport(address(store), report), false);
     }
 
     function submitOutOfTime(uint256 seed, uint32 offset, bool future) public {

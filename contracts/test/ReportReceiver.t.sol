@@ -36,8 +36,6 @@ contract ReportReceiverTest is XonFixture {
     PriceFeedStore internal otherStore;
     MockReceiver internal hardware;
 
-    event ReportAccepted(uint64 epochAndRound, uint32 sequence);
-
     function setUp() public {
         _deployCommittee(7);
         store = new PriceFeedStore(address(committee), OWNER, MAX_AGE);
@@ -69,7 +67,13 @@ contract ReportReceiverTest is XonFixture {
     }
 
     function _submit(bytes memory report) internal {
-        store.transmit(report, _sign(address(store), report));
+        _post(store, report, _sign(address(store), report));
+    }
+
+    /// How a test sends a PRICES report to a store: ABI `transmit` here, the compact
+    /// calldata in ReportReceiverCompactTest, which runs every test of this contract again.
+    function _post(PriceFeedStore target, bytes memory report, bytes memory sig) internal virtual {
+        target.transmit(report, sig);
     }
 
     // ---------------------------------------------------------------- acceptance
@@ -77,9 +81,7 @@ contract ReportReceiverTest is XonFixture {
     function test_acceptsValidReportAndRecordsIt() public {
         bytes memory r = _prices(3, 9);
         bytes memory sig = _sign(address(store), r);
-        vm.expectEmit(address(store));
-        emit ReportAccepted((uint64(3) << 32) | 9, 1);
-        store.transmit(r, sig);
+        _post(store, r, sig);
         (uint32 e, uint32 rd) = store.latestEpochAndRound();
         vm.assertEq(uint256(e), 3, "epoch");
         vm.assertEq(uint256(rd), 9, "round");
@@ -91,7 +93,7 @@ contract ReportReceiverTest is XonFixture {
         bytes memory r = _prices(1, 1);
         bytes memory sig = _sign(address(store), r);
         vm.prank(address(0xBEEF));
-        store.transmit(r, sig);
+        _post(store, r, sig);
         vm.assertEq(uint256(store.reportSequence()), 1, "accepted from any sender");
     }
 
@@ -107,9 +109,9 @@ contract ReportReceiverTest is XonFixture {
         vm.assume(epoch != 0 || round != 0);
         bytes memory r = _prices(epoch, round);
         bytes memory sig = _sign(address(store), r);
-        store.transmit(r, sig);
+        _post(store, r, sig);
         vm.expectRevert(abi.encodeWithSelector(ReportReceiver.NotIncreasing.selector, epoch, round, epoch, round));
-        store.transmit(r, sig);
+        _post(store, r, sig);
     }
 
     function testFuzz_reorderedRejected(uint64 first, uint64 second) public {
@@ -127,7 +129,7 @@ contract ReportReceiverTest is XonFixture {
                 uint32(second)
             )
         );
-        store.transmit(b, sigB);
+        _post(store, b, sigB);
         vm.assertEq(_latest(store), 1, "older report not applied");
     }
 
@@ -135,7 +137,7 @@ contract ReportReceiverTest is XonFixture {
         bytes memory r = _prices(0, 0);
         bytes memory sig = _sign(address(store), r);
         vm.expectRevert(abi.encodeWithSelector(ReportReceiver.NotIncreasing.selector, 0, 0, 0, 0));
-        store.transmit(r, sig);
+        _post(store, r, sig);
     }
 
     function testFuzz_increasingAccepted(uint32 e1, uint32 r1, uint32 e2, uint32 r2) public {
@@ -156,12 +158,12 @@ contract ReportReceiverTest is XonFixture {
         bytes32 m = ReportBuilder.message(otherChain, address(store), r);
         bytes memory sig = SchnorrSigner.envelope(groupKey.sign(m), groupKey.x);
         vm.expectRevert(ReportReceiver.BadSignature.selector);
-        store.transmit(r, sig);
+        _post(store, r, sig);
         // And a report signed for this chain is refused after a chain switch (fork).
         bytes memory sig2 = _sign(address(store), r);
         vm.chainId(otherChain);
         vm.expectRevert(ReportReceiver.BadSignature.selector);
-        store.transmit(r, sig2);
+        _post(store, r, sig2);
     }
 
     function testFuzz_crossContractRejected(address other) public {
@@ -169,12 +171,12 @@ contract ReportReceiverTest is XonFixture {
         bytes memory r = _prices(1, 1);
         bytes memory sig = _sign(other, r);
         vm.expectRevert(ReportReceiver.BadSignature.selector);
-        store.transmit(r, sig);
+        _post(store, r, sig);
         // The concrete case: a report signed for the other store of the same kind.
         bytes memory sigOther = _sign(address(otherStore), r);
         vm.expectRevert(ReportReceiver.BadSignature.selector);
-        store.transmit(r, sigOther);
-        otherStore.transmit(r, sigOther);
+        _post(store, r, sigOther);
+        _post(otherStore, r, sigOther);
         vm.assertEq(_latest(otherStore), 2_50000000, "accepted where it was signed for");
     }
 
@@ -216,7 +218,7 @@ contract ReportReceiverTest is XonFixture {
         bytes memory r = _prices(1, 1, ts, 1);
         bytes memory sig = _sign(address(store), r);
         vm.expectRevert(abi.encodeWithSelector(ReportReceiver.StaleReport.selector, ts, block.timestamp - MAX_AGE));
-        store.transmit(r, sig);
+        _post(store, r, sig);
     }
 
     function testFuzz_futureRejected(uint64 ahead) public {
@@ -225,7 +227,7 @@ contract ReportReceiverTest is XonFixture {
         bytes memory r = _prices(1, 1, ts, 1);
         bytes memory sig = _sign(address(store), r);
         vm.expectRevert(abi.encodeWithSelector(ReportReceiver.FutureReport.selector, ts, block.timestamp));
-        store.transmit(r, sig);
+        _post(store, r, sig);
     }
 
     function test_maxReportAgeConfigurableByCommitteeOwnerOnly() public {
@@ -243,7 +245,7 @@ contract ReportReceiverTest is XonFixture {
         bytes memory r = _prices(1, 1, ts, 1);
         bytes memory sig = _sign(address(store), r);
         vm.expectRevert(abi.encodeWithSelector(ReportReceiver.StaleReport.selector, ts, block.timestamp - 10));
-        store.transmit(r, sig);
+        _post(store, r, sig);
     }
 
     // ---------------------------------------------------------------- forgery
@@ -256,7 +258,7 @@ contract ReportReceiverTest is XonFixture {
         uint256 i = index % 96;
         sig[i] = bytes1(uint8(sig[i]) ^ delta);
         vm.expectRevert(ReportReceiver.BadSignature.selector);
-        store.transmit(r, sig);
+        _post(store, r, sig);
     }
 
     /// Any change to one byte of a signed report is refused (by whichever check sees it
@@ -275,7 +277,7 @@ contract ReportReceiverTest is XonFixture {
     function testFuzz_arbitrarySignatureRejected(bytes32 rx, bytes32 ry, bytes32 z) public {
         bytes memory r = _prices(1, 1);
         vm.expectRevert(ReportReceiver.BadSignature.selector);
-        store.transmit(r, abi.encodePacked(rx, ry, z, groupKey.x));
+        _post(store, r, abi.encodePacked(rx, ry, z, groupKey.x));
     }
 
     function testFuzz_otherKeyRejected(uint256 seed) public {
@@ -286,10 +288,10 @@ contract ReportReceiverTest is XonFixture {
         SchnorrSigner.Signature memory s = other.sign(m);
         // Claiming the other key: it is not the committee's.
         vm.expectRevert(abi.encodeWithSelector(ReportReceiver.WrongGroupKey.selector, groupKey.x, other.x));
-        store.transmit(r, SchnorrSigner.envelope(s, other.x));
+        _post(store, r, SchnorrSigner.envelope(s, other.x));
         // Claiming the committee's key: the signature does not verify under it.
         vm.expectRevert(ReportReceiver.BadSignature.selector);
-        store.transmit(r, SchnorrSigner.envelope(s, groupKey.x));
+        _post(store, r, SchnorrSigner.envelope(s, groupKey.x));
     }
 
     function testFuzz_wrongConfigDigestRejected(bytes32 digest) public {
@@ -299,7 +301,7 @@ contract ReportReceiverTest is XonFixture {
             ReportBuilder.report(digest, 1, 1, uint64(block.timestamp), 1, ReportBuilder.pricesPayload(FEED, 1));
         bytes memory sig = _sign(address(store), r);
         vm.expectRevert(abi.encodeWithSelector(ReportReceiver.WrongConfigDigest.selector, current, digest));
-        store.transmit(r, sig);
+        _post(store, r, sig);
     }
 
     // ---------------------------------------------------------------- encoding
@@ -339,7 +341,7 @@ contract ReportReceiverTest is XonFixture {
         bytes memory r = _prices(1, 1);
         bytes memory sig = _sign(address(lone), r);
         vm.expectRevert(ReportReceiver.NotConfigured.selector);
-        lone.transmit(r, sig);
+        _post(lone, r, sig);
     }
 
     function test_removedReceiverRefusesEverything() public {
@@ -348,12 +350,12 @@ contract ReportReceiverTest is XonFixture {
         bytes memory r = _prices(1, 1);
         bytes memory sig = _sign(address(store), r);
         vm.expectRevert(ReportReceiver.NotConfigured.selector);
-        store.transmit(r, sig);
+        _post(store, r, sig);
         // Re-added under the same config, its replay state is intact.
         _addReceiver(address(store));
-        store.transmit(r, sig);
+        _post(store, r, sig);
         vm.expectRevert(abi.encodeWithSelector(ReportReceiver.NotIncreasing.selector, 1, 1, 1, 1));
-        store.transmit(r, sig);
+        _post(store, r, sig);
     }
 
     function test_onlyCommitteeMayPush() public {
@@ -367,10 +369,10 @@ contract ReportReceiverTest is XonFixture {
         vm.prank(OWNER);
         committee.pause();
         vm.expectRevert(ReportReceiver.Paused.selector);
-        store.transmit(r, sig);
+        _post(store, r, sig);
         vm.prank(OWNER);
         committee.unpause();
-        store.transmit(r, sig);
+        _post(store, r, sig);
         vm.assertEq(uint256(store.reportSequence()), 1, "accepted after unpause");
     }
 
@@ -396,22 +398,22 @@ contract ReportReceiverTest is XonFixture {
 
         // The old report is refused right away...
         vm.expectRevert(abi.encodeWithSelector(ReportReceiver.WrongConfigDigest.selector, newDigest, oldDigest));
-        store.transmit(old, oldSig);
+        _post(store, old, oldSig);
         // ...as is a report with the new digest signed by the old key.
         groupKey = SchnorrSigner.keyFromSeed(7);
         bytes memory forged = _prices(1, 1);
         bytes memory forgedSig = _sign(address(store), forged);
         vm.expectRevert(abi.encodeWithSelector(ReportReceiver.WrongGroupKey.selector, next.x, oldX));
-        store.transmit(forged, forgedSig);
+        _post(store, forged, forgedSig);
         // (Claiming the new key with the old key's signature.)
         forgedSig = SchnorrSigner.envelope(groupKey.sign(ReportBuilder.message(address(store), forged)), next.x);
         vm.expectRevert(ReportReceiver.BadSignature.selector);
-        store.transmit(forged, forgedSig);
+        _post(store, forged, forgedSig);
 
         // The new key works, and (epoch, round) restarted with the new configuration.
         groupKey = next;
         bytes memory fresh = _prices(1, 1);
-        store.transmit(fresh, _sign(address(store), fresh));
+        _post(store, fresh, _sign(address(store), fresh));
         (uint32 e, uint32 rd) = store.latestEpochAndRound();
         vm.assertEq((uint256(e) << 32) | rd, (1 << 32) | 1, "epoch and round restart");
     }
@@ -435,5 +437,19 @@ contract ReportReceiverTest is XonFixture {
 
     function bound(uint256 x, uint256 lo, uint256 hi) internal pure returns (uint256) {
         return lo + x % (hi - lo + 1);
+    }
+}
+
+/// Every test above again, with each PRICES report sent as `transmitCompact_14743166`
+/// calldata: both entry points must accept and refuse exactly the same reports, with the
+/// same errors. (Tests of malformed ABI envelopes and of other kinds stay on `transmit`.)
+contract ReportReceiverCompactTest is ReportReceiverTest {
+    function _post(PriceFeedStore target, bytes memory report, bytes memory sig) internal override {
+        (bool ok, bytes memory ret) = address(target).call(ReportBuilder.compactPrices(report, sig));
+        if (!ok) {
+            assembly {
+                revert(add(ret, 0x20), mload(ret))
+            }
+        }
     }
 }

@@ -76,8 +76,6 @@ contract XonReportTest is XonFixture {
         vm.assertEq(rxMalformed, !libOk, "receiver and library disagree");
     }
 
-    /// forge-config: default.fuzz.runs = 2000
-    /// (codec round trip with whole arrays per run)
     function testFuzz_pricesRoundTrip(bytes32[] memory ids, int256 seed) public view {
         int256[] memory values = new int256[](ids.length);
         for (uint256 i; i < ids.length; ++i) {
@@ -87,8 +85,6 @@ contract XonReportTest is XonFixture {
         vm.assertEq(keccak256(abi.encode(a, b)), keccak256(abi.encode(ids, values)), "round trip");
     }
 
-    /// forge-config: default.fuzz.runs = 2000
-    /// (codec round trip with whole arrays per run)
     function testFuzz_valuationsAndHardwareRoundTrip(bytes32[] memory ids, uint256 seed) public view {
         uint256[] memory values = new uint256[](ids.length);
         uint8[] memory statuses = new uint8[](ids.length);

@@ -9,10 +9,11 @@ broadcast, go down. It models just enough of Ethereum for the transmitter:
   ``insufficient funds`` refusals; EIP-1559 inclusion (maxFee ≥ base fee) and effective
   gas price; ``automine`` (a block per transaction, like anvil) or explicit :meth:`mine`;
 * receiver contracts (:meth:`add_receiver`) with ``transmit`` and
-  ``latestEpochAndRound``, strictly increasing (epoch, round) per receiver, an optional
-  FROST signature check under ``group_key``, a pause switch — reverting with the real
-  contracts' custom error encodings, so :func:`contracts.artifacts.decode_revert` names
-  them;
+  ``latestEpochAndRound`` (a PRICES receiver also takes ``transmitCompact`` and treats
+  the report it rebuilds from the calldata exactly as ``transmit`` would), strictly
+  increasing (epoch, round) per receiver, an optional FROST signature check under
+  ``group_key``, a pause switch — reverting with the real contracts' custom error
+  encodings, so :func:`contracts.artifacts.decode_revert` names them;
 * failure injection: :attr:`down` (every call raises RpcUnavailable),
   :meth:`lose_next_answer` (the call takes effect but its answer is lost).
 """
@@ -28,12 +29,17 @@ from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 
-from aggregation.errors import XonError
+from aggregation.errors import EncodingError, XonError
 from aggregation.frost import Point, Signature, verify
-from aggregation.report import Report, signing_message
+from aggregation.report import Report, ReportKind, signing_message
 from contracts.artifacts import decode_revert
+from contracts.encoding import decode_compact_prices_calldata
 from oracle.chain.errors import ExecutionReverted, RpcUnavailable, TxRejected, TxRejection
-from oracle.chain.receivers import LATEST_EPOCH_AND_ROUND_SELECTOR, TRANSMIT_SELECTOR
+from oracle.chain.receivers import (
+    LATEST_EPOCH_AND_ROUND_SELECTOR,
+    TRANSMIT_COMPACT_SELECTOR,
+    TRANSMIT_SELECTOR,
+)
 from oracle.chain.types import (
     GWEI,
     Address,
@@ -68,6 +74,25 @@ class _Receiver:
     kind: int
     latest: tuple[int, int] = (0, 0)
     paused: bool = False
+    compact: bool = True  # False: a PriceFeedStore deployed before transmitCompact existed
+
+    def takes(self, data: bytes) -> bool:
+        """Whether ``data`` calls one of this receiver's transmit entry points."""
+        selector = data[:4]
+        if selector == TRANSMIT_COMPACT_SELECTOR:
+            return self.kind == ReportKind.PRICES and self.compact  # PriceFeedStore's alone
+        return selector == TRANSMIT_SELECTOR
+
+
+def _transmit_arguments(data: bytes) -> tuple[bytes, bytes]:
+    """(report, signature) of a call of either transmit entry point; a compact call
+    carries the ABI report the store rebuilds from it. Raises EncodingError for compact
+    calldata the store reverts ``MalformedReport()`` for."""
+    if data[:4] == TRANSMIT_COMPACT_SELECTOR:
+        report, signature = decode_compact_prices_calldata(data)
+        return report.encode(), signature
+    report_bytes, signature_bytes = abi_decode(["bytes", "bytes"], data[4:])
+    return bytes(report_bytes), bytes(signature_bytes)
 
 
 @dataclass(frozen=True)
@@ -127,9 +152,11 @@ class MemoryChain:
         self._lose_answer: dict[str, int] = {}
 
     # -- control -------------------------------------------------------------------------
-    def add_receiver(self, receiver: str, kind: int) -> Address:
+    def add_receiver(self, receiver: str, kind: int, *, compact: bool = True) -> Address:
+        """A receiver contract of report ``kind``; ``compact=False`` makes a PRICES store
+        without ``transmitCompact`` (as deployed before it existed)."""
         checksummed = address(receiver)
-        self._receivers[checksummed] = _Receiver(kind)
+        self._receivers[checksummed] = _Receiver(kind, compact=compact)
         return checksummed
 
     def latest(self, receiver: str) -> tuple[int, int]:
@@ -214,18 +241,22 @@ class MemoryChain:
             return None, b""
         if data[:4] == LATEST_EPOCH_AND_ROUND_SELECTOR:
             return None, abi_encode(["uint32", "uint32"], list(receiver.latest))
-        if data[:4] == TRANSMIT_SELECTOR:
-            report, signature = abi_decode(["bytes", "bytes"], data[4:])
-            return self._revert_data(receiver, bytes(report), bytes(signature), to), b""
-        return _error("Error(string)", ["string"], ["unknown function"]), b""
+        if receiver.takes(data):
+            try:
+                report, signature = _transmit_arguments(data)
+            except EncodingError:
+                return _error("MalformedReport()"), b""
+            return self._revert_data(receiver, report, signature, to), b""
+        # No such function and no fallback: Solidity reverts without data.
+        return b"", b""
 
     def _execute(self, tx: _PoolTx) -> MinedTx:
         revert, _ = self._simulate(tx.to, tx.data)
         receiver = self._receivers.get(tx.to)
-        is_transmit = receiver is not None and tx.data[:4] == TRANSMIT_SELECTOR
+        is_transmit = receiver is not None and receiver.takes(tx.data)
         if is_transmit and revert is None:
             assert receiver is not None
-            report = Report.decode(bytes(abi_decode(["bytes", "bytes"], tx.data[4:])[0]))
+            report = Report.decode(_transmit_arguments(tx.data)[0])
             receiver.latest = (report.epoch, report.round)
         status = 0 if revert is not None else 1
         gas_used = (

@@ -2,8 +2,11 @@
 
 Every receiver has ``transmit(bytes report, bytes signature)`` (128-byte signature
 argument ``Rx ‖ Ry ‖ z ‖ groupKeyX``) and ``latestEpochAndRound() → (uint32, uint32)``,
-the (epoch, round) of the last report it accepted in the current configuration. Calldata
-is built here with eth_abi (no contract objects: two functions, fixed ABI).
+the (epoch, round) of the last report it accepted in the current configuration.
+``PriceFeedStore`` also takes PRICES reports through ``transmitCompact`` (the same report
+and signature without ABI padding, ≈3.6k gas less: :mod:`contracts.encoding`);
+:func:`encode_report_calldata` picks the entry point. Calldata is built here with eth_abi
+(no contract objects: a few functions, fixed ABI).
 
 :func:`classify_revert` sorts a simulated revert into what the transmitter does next:
 the report is settled for good (already accepted, or it can never be accepted), or it
@@ -20,16 +23,20 @@ from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 from eth_utils.crypto import keccak
 
+from aggregation.errors import EncodingError
 from aggregation.report import ReportKind
+from contracts.encoding import TRANSMIT_COMPACT_SELECTOR, compact_prices_calldata
 from oracle.chain.client import ChainClient
 from oracle.chain.errors import ChainError
 from oracle.chain.types import Address, CallRequest
 
 __all__ = [
     "LATEST_EPOCH_AND_ROUND_SELECTOR",
+    "TRANSMIT_COMPACT_SELECTOR",
     "TRANSMIT_SELECTOR",
     "RevertClass",
     "classify_revert",
+    "encode_report_calldata",
     "encode_transmit",
     "latest_epoch_and_round",
     "receiver_name",
@@ -55,6 +62,24 @@ def receiver_name(kind: int) -> str:
 def encode_transmit(report: bytes, signature: bytes) -> bytes:
     """Calldata of ``transmit(report, signature)``."""
     return TRANSMIT_SELECTOR + abi_encode(["bytes", "bytes"], [report, signature])
+
+
+def encode_report_calldata(report: bytes, signature: bytes) -> bytes:
+    """The calldata that posts ``report`` at its receiver: ``transmitCompact`` for a PRICES
+    report the compact layout can carry, ``transmit(report, signature)`` for the rest.
+
+    The compact call saves ≈3.6k gas per PRICES report and takes the same 128-byte
+    signature (the store rebuilds the ABI report and checks the same message), so it is
+    used whenever it can be: a canonical PRICES report with at least one feed, values
+    within int128 and a 128-byte signature. Anything else — other kinds, and PRICES
+    reports the store would refuse anyway (no feed, a value beyond int128, a repeated
+    feed, non-canonical bytes, a bad signature length) — goes through ``transmit``, so the
+    simulation names the store's own error for it as before.
+    """
+    try:
+        return compact_prices_calldata(report, signature)
+    except EncodingError:
+        return encode_transmit(report, signature)
 
 
 async def latest_epoch_and_round(

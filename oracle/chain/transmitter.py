@@ -16,11 +16,15 @@ time it may be sent — 0 for the leader, k·ΔStage later for the k-th member a
 1. wait until ``not_before``;
 2. read the receiver's ``latestEpochAndRound()``; if it is ≥ the report's (epoch, round),
    the report (or a later one) is on-chain already: settle it, send nothing;
-3. simulate ``transmit`` with ``eth_call``; a revert is decoded to the contract's error
-   name and decides (:func:`~oracle.chain.receivers.classify_revert`): ``NotIncreasing``
-   → superseded; ``StaleReport``, ``WrongConfigDigest``, ``BadSignature``, … → rejected
-   for good; anything else (``Paused``, ``FutureReport``, …) → try again later. A
-   transaction that simulation says reverts is never sent;
+3. simulate the call with ``eth_call``: ``transmitCompact`` for a PRICES report,
+   ``transmit`` otherwise (:func:`~oracle.chain.receivers.encode_report_calldata`; the
+   calldata simulated is the calldata estimated and sent; a store whose compact call
+   reverts without data was deployed before that entry point and gets ``transmit`` from
+   then on). A revert is decoded to the
+   contract's error name and decides (:func:`~oracle.chain.receivers.classify_revert`):
+   ``NotIncreasing`` → superseded; ``StaleReport``, ``WrongConfigDigest``,
+   ``BadSignature``, … → rejected for good; anything else (``Paused``, ``FutureReport``,
+   …) → try again later. A transaction that simulation says reverts is never sent;
 4. estimate gas (+25 %), pick EIP-1559 fees under the cap (:mod:`oracle.chain.fees`);
    base fee above the cap → wait ``fee_retry`` and start again at 2;
 5. take the next nonce, sign, write the journal (:mod:`oracle.chain.nonces`), broadcast;
@@ -88,8 +92,10 @@ from oracle.chain.errors import (
 from oracle.chain.fees import FeePolicy, Fees, bump_fees, compute_fees
 from oracle.chain.nonces import Attempt, InFlight, NonceManager, ReportKey
 from oracle.chain.receivers import (
+    TRANSMIT_COMPACT_SELECTOR,
     RevertClass,
     classify_revert,
+    encode_report_calldata,
     encode_transmit,
     latest_epoch_and_round,
 )
@@ -266,6 +272,8 @@ class Transmitter:
         self.address: Address = address(account.address)
         self.chain_id = chain_id
         self._receivers = {int(k): address(v) for k, v in receivers.items()}
+        # Receivers that turned out to lack transmitCompact (stores deployed before it).
+        self._abi_only: set[Address] = set()
         self._group_key_x = group_key_x
         self._fees = fee_policy
         self._store = store
@@ -456,14 +464,32 @@ class Transmitter:
             except (XonError, ValueError) as exc:
                 await self._settle(key, Outcome.REJECTED, f"malformed signature: {exc}")
                 return
-            calldata = encode_transmit(request.report, signature)
-            call = CallRequest(self.address, receiver, calldata)
+            # Simulated, estimated and sent as is (replacements reuse it too).
+            if receiver in self._abi_only:
+                calldata = encode_transmit(request.report, signature)
+            else:
+                calldata = encode_report_calldata(request.report, signature)
             try:
-                await self._client.call(call)
-                gas = await self._client.estimate_gas(call)
+                gas = await self._simulate(receiver, calldata)
             except ExecutionReverted as exc:
-                await self._simulation_reverted(job, exc)
-                return
+                if not (calldata[:4] == TRANSMIT_COMPACT_SELECTOR and not exc.data):
+                    await self._simulation_reverted(job, exc)
+                    return
+                # No revert data for the compact call: a store deployed before
+                # transmitCompact existed (no such function). Use `transmit` there.
+                log.warning(
+                    "transmit.compact_unsupported receiver=%s: %s has no transmitCompact; "
+                    "sending ABI transmit to it from now on (redeploy to save ~3.6k gas/report)",
+                    receiver,
+                    receiver,
+                )
+                self._abi_only.add(receiver)
+                calldata = encode_transmit(request.report, signature)
+                try:
+                    gas = await self._simulate(receiver, calldata)
+                except ExecutionReverted as exc2:
+                    await self._simulation_reverted(job, exc2)
+                    return
             fees = compute_fees(await self._client.fee_snapshot(), self._fees)
             found = await self._transact(key, receiver, calldata, self._gas_limit(gas), fees)
         except FeeCapExceeded as exc:
@@ -491,6 +517,12 @@ class Transmitter:
             self._requeue(job, 0.0)
             return
         await self._mined(job, *found)
+
+    async def _simulate(self, receiver: Address, calldata: bytes) -> int:
+        """eth_call then eth_estimateGas of ``calldata``; raises ExecutionReverted."""
+        call = CallRequest(self.address, receiver, calldata)
+        await self._client.call(call)
+        return await self._client.estimate_gas(call)
 
     async def _latest(self, receiver: Address) -> tuple[int, int]:
         return await latest_epoch_and_round(self._client, receiver, self.address)

@@ -2,14 +2,15 @@
 
 Deploys with ``contracts.deploy.deploy_all``, posts every report kind (PRICES, VALUATIONS,
 HARDWARE, UPTIME, KEY_ROTATION) encoded by ``aggregation.report`` and signed with
-``aggregation.frost``, and reads each back through the proxies and registries.
+``aggregation.frost``, and reads each back through the proxies and registries; PRICES
+also through ``PriceFeedStore.transmitCompact`` (``contracts.encoding``).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -35,7 +36,11 @@ from aggregation.report import (
 )
 from contracts.artifacts import decode_revert
 from contracts.deploy import CommitteeSpec, Deployment, FeedSpec, contract_at, deploy_all
-from contracts.encoding import transmit_signature
+from contracts.encoding import (
+    compact_prices_calldata,
+    decode_compact_prices_calldata,
+    transmit_signature,
+)
 from tests.conftest import ANVIL_KEY_0, Anvil
 
 pytestmark = pytest.mark.integration
@@ -105,6 +110,31 @@ class Network:
         decoded = decode_revert(str(caught.value.data))
         assert decoded.split("(")[0] == error, decoded
 
+    def send_raw(self, to: str, data: bytes) -> Any:
+        """A signed raw transaction from the owner; its receipt (status not checked)."""
+        tx: dict[str, Any] = {
+            "type": 2,
+            "chainId": self.deployment.chain_id,
+            "nonce": self.w3.eth.get_transaction_count(self.owner.address),
+            "to": to,
+            "value": 0,
+            "gas": 1_000_000,  # no estimate: a reverting call is sent as well
+            "maxFeePerGas": 2 * int(self.w3.eth.get_block("latest")["baseFeePerGas"]) + 10**9,
+            "maxPriorityFeePerGas": 10**9,
+            "data": data,
+        }
+        raw = self.owner.sign_transaction(tx).raw_transaction
+        return self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_raw_transaction(raw))
+
+    def compact_rejects(self, data: bytes, error: str) -> None:
+        """``transmitCompact`` with ``data`` reverts ``error``, in a call and in a transaction."""
+        store = self.deployment.price_feed_store
+        with pytest.raises(ContractCustomError) as caught:
+            self.w3.eth.call({"from": self.owner.address, "to": store, "data": data})
+        decoded = decode_revert(str(caught.value.data))
+        assert decoded.split("(")[0] == error, decoded
+        assert self.send_raw(store, data)["status"] == 0
+
 
 @pytest.fixture
 def network(anvil: Anvil) -> Iterator[Network]:
@@ -152,6 +182,72 @@ def test_prices_through_feed_proxies(network: Network) -> None:
     network.post(ReportKind.PRICES, newer)
     proxy = contract_at(network.w3, "FeedProxy", network.deployment.feed_proxies[FEEDS[0].name])
     assert proxy.functions.latestRoundData().call()[1] == 2_40000000
+
+
+def test_prices_through_compact_calldata(network: Network) -> None:
+    w3, dep = network.w3, network.deployment
+    store = dep.price_feed_store
+    ids = tuple(feed_id(f.name) for f in FEEDS)
+    values = (2_34000000, -44_250000)  # a negative value: sign-extended from 16 bytes
+    report = network.report(ReportKind.PRICES, PricesPayload(ids, values).encode(), 1, 1)
+    # Signed as for ABI transmit: the store checks the same message on both paths.
+    signature = network.sign(signing_message(dep.chain_id, store, report))
+    data = compact_prices_calldata(report, signature)
+    assert data[:4] == bytes.fromhex("00000029")
+    receipt = network.send_raw(store, data)
+    assert receipt["status"] == 1
+    block_time = w3.eth.get_block(receipt["blockNumber"])["timestamp"]
+    observed_at = Report.decode(report).observations_timestamp
+    for spec, value in zip(FEEDS, values, strict=True):
+        proxy = contract_at(w3, "FeedProxy", dep.feed_proxies[spec.name])
+        round_id, answer, started_at, updated_at, answered_in = (
+            proxy.functions.latestRoundData().call()
+        )
+        assert (answer, started_at, updated_at, answered_in) == (
+            value,
+            observed_at,
+            block_time,
+            round_id,
+        )
+    latest = contract_at(w3, "PriceFeedStore", store).functions.latestEpochAndRound().call()
+    assert tuple(latest) == (1, 1)
+
+    # The same report again, by either entry point: NotIncreasing.
+    network.compact_rejects(data, "NotIncreasing")
+    network.rejects(ReportKind.PRICES, report, signature, "NotIncreasing")
+    # Malformed lengths, a forged signature, a signature over another report.
+    network.compact_rejects(data[:-1], "MalformedReport")
+    network.compact_rejects(data + b"\x00", "MalformedReport")
+    network.compact_rejects(data[:180], "MalformedReport")
+    nxt = network.report(ReportKind.PRICES, PricesPayload(ids, values).encode(), 1, 2)
+    forged = network.sign(b"\x00" * 32)
+    network.compact_rejects(compact_prices_calldata(nxt, forged), "BadSignature")
+    network.compact_rejects(compact_prices_calldata(nxt, signature), "BadSignature")
+    # A repeated feed: the signature over the report the store rebuilds checks out, then
+    # the duplicate is refused, as ABI transmit refuses it.
+    dup_payload = abi_encode(["bytes32[]", "int256[]"], [[ids[0], ids[0]], [1, 2]])
+    dup_report = network.report(ReportKind.PRICES, dup_payload, 1, 2)
+    dup_signature = network.sign(signing_message(dep.chain_id, store, dup_report))
+    header = Report.decode(dup_report)
+    single = replace(header, payload=PricesPayload(ids[:1], (1,)).encode())
+    dup_data = compact_prices_calldata(single, dup_signature) + ids[0] + (2).to_bytes(16, "big")
+    assert decode_compact_prices_calldata(dup_data) == (header, dup_signature)
+    network.compact_rejects(dup_data, "DuplicateFeed")
+    network.rejects(ReportKind.PRICES, dup_report, dup_signature, "DuplicateFeed")
+
+    # Cheaper than ABI transmit of the next report (same feeds, same values).
+    abi_receipt = network.post(ReportKind.PRICES, nxt)
+    assert receipt["gasUsed"] < abi_receipt["gasUsed"]
+    # And the other way round: compact after ABI, one signature valid for both calls.
+    third = network.report(ReportKind.PRICES, PricesPayload(ids, values).encode(), 1, 3)
+    third_signature = network.sign(signing_message(dep.chain_id, store, third))
+    contract_at(w3, "PriceFeedStore", store).functions.transmit(third, third_signature).call(
+        {"from": network.owner.address}
+    )  # ABI transmit would accept it ...
+    compact_receipt = network.send_raw(store, compact_prices_calldata(third, third_signature))
+    assert compact_receipt["status"] == 1  # ... and so does the compact call
+    assert compact_receipt["gasUsed"] < abi_receipt["gasUsed"]
+    network.rejects(ReportKind.PRICES, third, third_signature, "NotIncreasing")
 
 
 def test_valuations_hardware_uptime(network: Network) -> None:

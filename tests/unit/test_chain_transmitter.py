@@ -1,6 +1,7 @@
 """The transmitter on the in-memory chain: staging, cancellation of a stuck transaction
 whose report landed elsewhere, lost answers, nonces consumed by someone else, retryable
-and final simulation reverts, and no overtaking within a report kind."""
+and final simulation reverts, no overtaking within a report kind, and the entry point
+per kind (PRICES through ``transmitCompact``, simulated with the calldata that is sent)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,18 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from aggregation.frost import DealerOutput, sign_with_committee, trusted_dealer_keygen
-from aggregation.report import PricesPayload, Report, ReportKind, feed_id, signing_message
+from aggregation.report import (
+    PricesPayload,
+    Report,
+    ReportKind,
+    ValuationsPayload,
+    feed_id,
+    signing_message,
+)
+from contracts.encoding import TRANSMIT_COMPACT_SELECTOR, decode_compact_prices_calldata
 from oracle.chain import (
+    Address,
+    CallRequest,
     FeePolicy,
     Outcome,
     TransmitRequest,
@@ -26,6 +37,7 @@ from oracle.chain import (
     gwei,
 )
 from oracle.chain.memory import CANCEL_GAS_USED, MemoryChain
+from oracle.chain.receivers import LATEST_EPOCH_AND_ROUND_SELECTOR, TRANSMIT_SELECTOR
 from oracle.metrics import NodeMetrics
 
 STORE = address("0x" + "5a" * 20)
@@ -49,9 +61,16 @@ def signed(
 
 
 class Rig:
-    def __init__(self, chain: MemoryChain | None = None, **policy: object) -> None:
+    def __init__(
+        self,
+        chain: MemoryChain | None = None,
+        receivers: dict[int, Address] | None = None,
+        **policy: object,
+    ) -> None:
         self.chain = chain or MemoryChain(group_key=DEALER.public_key_package.group_key)
-        self.chain.add_receiver(STORE, int(ReportKind.PRICES))
+        receivers = receivers or {int(ReportKind.PRICES): STORE}
+        for kind, receiver in receivers.items():
+            self.chain.add_receiver(receiver, kind)
         self.account: LocalAccount = Account.create()
         self.results: list[TransmitResult] = []
         self.metrics = NodeMetrics()
@@ -59,7 +78,7 @@ class Rig:
             self.chain,
             self.account,
             chain_id=31337,
-            receivers={int(ReportKind.PRICES): STORE},
+            receivers=receivers,
             group_key_x=DEALER.public_key_package.chain_key.x,
             fee_policy=FeePolicy(max_fee_cap=policy.pop("cap", gwei(100))),  # type: ignore[arg-type]
             timing=TIMING,
@@ -219,6 +238,66 @@ async def test_malformed_signature_and_unknown_kind_are_rejected() -> None:
     assert rig.chain.mined == []
     # Settled reports are not taken again.
     assert not transmitter.submit(bad_signature)
+
+
+class RecordingChain(MemoryChain):
+    """Remembers the calldata of every simulation and gas estimate."""
+
+    def __init__(self) -> None:
+        super().__init__(group_key=DEALER.public_key_package.group_key)
+        self.simulated: list[bytes] = []
+
+    async def call(self, request: CallRequest) -> bytes:
+        self.simulated.append(request.data)
+        return await super().call(request)
+
+    async def estimate_gas(self, request: CallRequest) -> int:
+        self.simulated.append(request.data)
+        return await super().estimate_gas(request)
+
+
+async def test_prices_go_compact_other_kinds_through_transmit() -> None:
+    registry = address("0x" + "5b" * 20)
+    chain = RecordingChain()
+    rig = Rig(chain, {int(ReportKind.PRICES): STORE, int(ReportKind.VALUATIONS): registry})
+    payload = ValuationsPayload((b"\x07" * 32,), (5,), (b"\x08" * 32,)).encode()
+    valuation = Report(DIGEST, 11, 1, int(time.time()), ReportKind.VALUATIONS, payload).encode()
+    message = signing_message(31337, registry, valuation)
+    public = DEALER.public_key_package
+    signature = sign_with_committee(DEALER.key_packages, public, [1, 3], message, RNG.randbytes)
+    price = signed(11, 1)
+    async with rig.transmitter as transmitter:
+        transmitter.submit(price)
+        await asyncio.wait_for(transmitter.wait_idle(), 5)
+        transmitter.submit(TransmitRequest.create(valuation, signature.encode(), 0.0))
+        await asyncio.wait_for(transmitter.wait_idle(), 5)
+    assert [r.outcome for r in rig.results] == [Outcome.SENT, Outcome.SENT]
+    assert chain.latest(STORE) == (11, 1) and chain.latest(registry) == (11, 1)
+    compact, abi = rig.chain.sent_by(rig.account.address)
+    assert (compact.to, compact.status, compact.data[:4]) == (STORE, 1, TRANSMIT_COMPACT_SELECTOR)
+    assert decode_compact_prices_calldata(compact.data)[0].encode() == price.report
+    assert (abi.to, abi.status, abi.data[:4]) == (registry, 1, TRANSMIT_SELECTOR)
+    # What was simulated and estimated is exactly what was sent.
+    transmits = [d for d in chain.simulated if d[:4] != LATEST_EPOCH_AND_ROUND_SELECTOR]
+    assert transmits == [compact.data, compact.data, abi.data, abi.data]
+
+
+async def test_store_without_compact_entry_point_gets_abi_transmit() -> None:
+    chain = RecordingChain()
+    rig = Rig(chain)
+    # A PriceFeedStore deployed before transmitCompact existed: the call reverts, no data.
+    chain.add_receiver(STORE, int(ReportKind.PRICES), compact=False)
+    async with rig.transmitter as transmitter:
+        transmitter.submit(signed(12, 1))
+        await asyncio.wait_for(transmitter.wait_idle(), 5)
+        transmitter.submit(signed(12, 2))
+        await asyncio.wait_for(transmitter.wait_idle(), 5)
+    assert [r.outcome for r in rig.results] == [Outcome.SENT, Outcome.SENT]
+    assert chain.latest(STORE) == (12, 2)
+    assert [tx.data[:4] for tx in chain.sent_by(rig.account.address)] == [TRANSMIT_SELECTOR] * 2
+    # The compact call was simulated once, then never again for this store.
+    selectors = [d[:4] for d in chain.simulated if d[:4] != LATEST_EPOCH_AND_ROUND_SELECTOR]
+    assert selectors == [TRANSMIT_COMPACT_SELECTOR] + [TRANSMIT_SELECTOR] * 4
 
 
 def test_timing_checks() -> None:

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from prometheus_client import REGISTRY, CollectorRegistry
 
 from feeds.errors import FetchError, ParseError
 from feeds.fetch import (
     Fetcher,
+    FetchMetrics,
     HttpTransport,
     RetryPolicy,
     SourceFailure,
@@ -257,6 +259,32 @@ async def test_5xx_retried_with_exponential_jittered_backoff(
     assert script.hits["/p1"] == 4
     # ceilings 0.5, 1.0, min(2.0, cap 1.5); jitter factor 0.5 + 0.5/2 = 0.75
     assert fake.sleeps == [0.375, 0.75, 1.125]
+
+
+async def test_failures_and_retries_are_counted_on_the_fetchers_own_registry(
+    server: tuple[TestServer, Script],
+) -> None:
+    srv, script = server
+    script.on("/p1", Reply(status=503, body="<html>busy</html>"))
+    registry = CollectorRegistry()
+    retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.01)
+    async with http_transport(FAST) as transport:
+        counted = Fetcher(
+            transport, timeouts=FAST, retry=retry, sleep=FakeTime().sleep,
+            metrics=FetchMetrics(registry),
+        )  # fmt: skip
+        other = Fetcher(transport, timeouts=FAST, retry=retry, sleep=FakeTime().sleep)
+        for fetcher in (counted, other):
+            out = await fetcher.fetch_isolated(TinySource(SourceId("tiny"), base(srv)))
+            assert isinstance(out, SourceFailure)
+    labels = {"source": "tiny", "reason": "http_503"}
+    assert registry.get_sample_value("xon_feed_fetch_retries_total", labels) == 2
+    failure = {"source": "tiny", "reason": "http_status"}
+    assert registry.get_sample_value("xon_feed_source_failures_total", failure) == 1
+    # The other fetcher counted on its own private registry, not on this one or the global.
+    assert other.metrics.registry is not registry
+    assert other.metrics.registry.get_sample_value("xon_feed_fetch_retries_total", labels) == 2
+    assert REGISTRY.get_sample_value("xon_feed_fetch_retries_total", labels) is None
 
 
 def test_backoff_jitter_stays_in_half_to_full_ceiling() -> None:

@@ -6,7 +6,7 @@ import json
 import sys
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from aggregation.errors import EncodingError
@@ -45,3 +45,38 @@ def test_matches_json_for_ordinary_documents(value: object) -> None:
     text = json.dumps(value)
     assert loads(text) == json.loads(text)
     assert loads(text.encode()) == json.loads(text)
+
+
+def _reference_scan(text: str) -> tuple[int, bool]:
+    """A plain character-by-character scan: (depth, whether every string was closed)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest, not in_string
+
+
+@given(st.text(alphabet='[]{}"\\ab,:', max_size=60))
+def test_depth_agrees_with_a_plain_scan(text: str) -> None:
+    depth, closed = _reference_scan(text)
+    assume(closed)  # an unterminated string hides nothing from nesting_depth (see below)
+    assert nesting_depth(text) == depth
+    assert nesting_depth(text.encode()) == depth
+
+
+def test_unterminated_string_does_not_hide_brackets() -> None:
+    assert nesting_depth('"never closed [[[') == 3
+    assert nesting_depth("]]") == 0

@@ -151,4 +151,21 @@ library ReportBuilder {
             keyRotationPayload(groupKeyX, groupKeyParity, threshold, committeeSize, membersHash)
         );
     }
+
+    // ------------------------------------------------------------------ compact calldata
+
+    /// @notice `PriceFeedStore.transmitCompact_14743166` calldata for an ABI PRICES report
+    /// and its 128-byte signature argument (docs/contracts.md §6.1). Reverts if the report
+    /// does not decode as PRICES or a value is outside int128 (not representable compactly).
+    function compactPrices(bytes memory report_, bytes memory signature) internal pure returns (bytes memory data) {
+        (bytes32 digest, uint32 epoch, uint32 round, uint64 ts, uint8 kind, bytes memory payload) =
+            abi.decode(report_, (bytes32, uint32, uint32, uint64, uint8, bytes));
+        require(kind == XonReport.KIND_PRICES, "ReportBuilder: compact calldata is for PRICES only");
+        (bytes32[] memory ids, int256[] memory values) = abi.decode(payload, (bytes32[], int256[]));
+        data = abi.encodePacked(bytes4(0x00000029), signature, digest, epoch, round, ts);
+        for (uint256 i; i < ids.length; ++i) {
+            require(values[i] == int128(values[i]), "ReportBuilder: value outside int128");
+            data = abi.encodePacked(data, ids[i], int128(values[i]));
+        }
+    }
 }
