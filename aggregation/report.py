@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 from typing import Any, Self
 
 from eth_abi.abi import decode as abi_decode
@@ -145,6 +146,9 @@ def signing_message(chain_id: int, verifying_contract: str | bytes, report: byte
     return keccak(chain_id.to_bytes(32, "big") + address + report)
 
 
+# Memoised: a deployment has a few hundred feed names, converted for every report, proposal
+# and observation; an invalid name raises, so it is never cached.
+@lru_cache(maxsize=4096)
 def feed_id(name: str) -> bytes:
     """A feed name as its on-chain bytes32 id: printable ASCII, left-aligned, ≤ 32 chars."""
     if not name or len(name) > 32 or not all(0x21 <= ord(c) <= 0x7E for c in name):

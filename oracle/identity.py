@@ -68,6 +68,9 @@ def address_of(public_key: bytes) -> NodeId:
     return _node_id(point[1:])
 
 
+# Memoised: a committee has a few dozen addresses, met in every message; an invalid one
+# raises, so it is never cached.
+@functools.lru_cache(maxsize=4096)
 def parse_node_id(text: str) -> NodeId:
     """Validate an address and return it in checksummed form.
 

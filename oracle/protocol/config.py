@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from types import MappingProxyType
 from typing import Final
 
@@ -42,6 +42,8 @@ MAX_EPOCH: Final = 2**32 - 1  # uint32 in the report
 MAX_ROUND: Final = 2**32 - 1
 
 
+# Memoised: every message and timer asks who leads the current epoch (a keccak each time).
+@lru_cache(maxsize=1024)
 def leader_index(config_digest: bytes, epoch: int, n: int) -> int:
     """Index (into the frost-id-ordered member list) of the leader of ``epoch``."""
     if not 0 <= epoch <= MAX_EPOCH:

@@ -243,6 +243,10 @@ class OracleProtocol:
         self._frame_cache: dict[bytes, tuple[NodeId, Observation]] = {}
         self._credibility = CredibilityTracker(m.node_id for m in config.members)
         self._reliability: dict[NodeId, float] = {m.node_id: 1.0 for m in config.members}
+        # Until when a share of ours may still be collected, and for which (epoch, round):
+        # nonce top-ups for low water wait meanwhile (NoncePool.maintain).
+        self._share_in_flight_until = 0.0
+        self._share_round = (0, 0)
         self._invalid_shares: dict[NodeId, int] = {m.node_id: 0 for m in config.members}
         self._started = False
         self._out = _Out()
@@ -361,14 +365,18 @@ class OracleProtocol:
 
     def _end(self, now: float) -> list[Action]:
         # Top up as soon as a PROPOSE drained the pool below low water, not at the next
-        # tick: a leader can only pick members whose commitments it has.
-        published = self._pool.maintain(now)
+        # tick: a leader can only pick members whose commitments it has. While a share of
+        # ours is being collected the top-up waits for the FINAL (or the leader's signing
+        # timeout), off the round's critical path.
+        published = self._pool.maintain(now, signing=now < self._share_in_flight_until)
         if published is not None:
             self._out.plain.append(published)
         return self._out.finish(self._next_deadline(now))
 
     def _next_deadline(self, now: float) -> float:
         deadlines = [self._pacemaker.next_deadline(), self._pool.next_deadline()]
+        if now < self._share_in_flight_until:
+            deadlines.append(self._share_in_flight_until)
         lr = self._leader_round
         if self.is_leader:
             if lr is None or lr.done:
@@ -744,6 +752,7 @@ class OracleProtocol:
             self._remember_signing(lr.epoch, lr.round, signing.message)
             share = sign(package, nonces, self._key_package, context=context)
             session.shares[self._me] = share
+            self._share_in_flight(lr.epoch, lr.round, session.deadline)
             guarded.append(
                 RecordSigning(_PRICES, lr.epoch, lr.round, signing.message, mine.commitment_id)
             )
@@ -1147,10 +1156,15 @@ class OracleProtocol:
         view.signed_sessions += 1
         view.move(FollowerPhase.SIGNED)
         reply = Share(message.epoch, message.round, message.session, encode_scalar(share.share))
+        self._share_in_flight(message.epoch, message.round, now + config.timing.signing_timeout)
         self._out.guarded += [
             RecordSigning(_PRICES, message.epoch, message.round, digest, mine.commitment_id),
             SendTo(leader, Share.TYPE, reply.to_payload()),
         ]
+
+    def _share_in_flight(self, epoch: int, round: int, until: float) -> None:
+        self._share_round = (epoch, round)
+        self._share_in_flight_until = until
 
     # -- sign protection -------------------------------------------------------------
     def _may_sign(self, epoch: int, round: int, digest: bytes) -> bool:
@@ -1252,6 +1266,8 @@ class OracleProtocol:
         signers: tuple[NodeId, ...] = (),
     ) -> None:
         epoch, round = report.epoch, report.round
+        if (epoch, round) >= self._share_round:
+            self._share_in_flight_until = 0.0  # collected: top up now, if low
         self._finalized.append((epoch, round))
         for name, value in report_values(report).items():
             last = self._committed.get(name)

@@ -31,6 +31,7 @@ still carries the observations, so followers can check that claim against their 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -93,6 +94,10 @@ _BATCH_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _INT_RE: Final = re.compile(r"-?(0|[1-9][0-9]{0,77})")
 
 
+# Memoised: every member meets the same commitments many times (announced, then inside
+# each PROPOSE that uses them, then in the leader's bookkeeping), and the inputs are
+# immutable values.
+@functools.lru_cache(maxsize=8192)
 def commitment_id(commitments: SigningCommitments) -> bytes:
     """The id of a published nonce commitment: binds the id to the points (and signer)."""
     return keccak(b"xon/commitment/v1" + commitments.encode())[:COMMITMENT_ID_SIZE]
@@ -154,9 +159,16 @@ def _node(value: JsonValue, key: str) -> NodeId:
 def _commitments(value: JsonValue, key: str) -> SigningCommitments:
     raw = _hex(value, key, size=_COMMITMENTS_SIZE)
     try:
-        return SigningCommitments.decode(raw)
+        return _decode_commitments(raw)
     except CryptoError as exc:
         raise EncodingError(f"{key}: {exc}") from None
+
+
+# A commitment is parsed (two curve points) by every member for every PROPOSE that uses it;
+# the result is immutable, and a failure raises, so it is never cached.
+@functools.lru_cache(maxsize=8192)
+def _decode_commitments(raw: bytes) -> SigningCommitments:
+    return SigningCommitments.decode(raw)
 
 
 def _epoch_round(payload: Mapping[str, JsonValue]) -> tuple[int, int]:

@@ -129,20 +129,25 @@ class NoncePool:
                 messages.append(Commitments("withdrawn", (), retired))
         return messages
 
-    def maintain(self, now: float) -> PublishCommitments | None:
+    def maintain(self, now: float, *, signing: bool = False) -> PublishCommitments | None:
         """Retire nonces older than the TTL; publish a batch below low water, or when even
-        the newest batch is half a TTL old (so that fresh ids exist before old ones go)."""
+        the newest batch is half a TTL old (so that fresh ids exist before old ones go).
+
+        ``signing``: a share of ours is on its way to a leader that is still collecting. A
+        top-up for low water alone then waits (unless the pool is empty): every signer of
+        a round crosses low water in the same round, and n batches landing on every member
+        while the leader collects shares would delay the round for everybody.
+        """
         ttl = self._config.timing.commitment_ttl
         expired = [cid for cid, own in self._pool.items() if now - own.published_at >= ttl]
         for cid in expired:
             self._pool.pop(cid)
             self._retired.append(cid)
         newest = max((own.published_at for own in self._pool.values()), default=None)
-        if (
-            expired
-            or len(self._pool) < self._config.commitment_low_water
-            or (newest is not None and now - newest >= ttl / 2)
-        ):
+        low = len(self._pool) < self._config.commitment_low_water
+        if low and signing and self._pool and not expired:
+            low = False
+        if expired or low or (newest is not None and now - newest >= ttl / 2):
             return self.publish(now, invalidate=expired)
         return None
 

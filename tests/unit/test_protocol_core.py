@@ -48,6 +48,7 @@ class Net:
     cores: dict[NodeId, OracleProtocol] = field(default_factory=dict)
     log: list[tuple[NodeId, list[Action]]] = field(default_factory=list)
     held: list[tuple[NodeId, Action]] = field(default_factory=list)
+    step: int = 0  # price steps taken by _run_rounds
 
     def __post_init__(self) -> None:
         self.committee = committee(self.n)
@@ -525,3 +526,48 @@ def test_a_member_that_missed_a_final_catches_up_from_the_next_proposal() -> Non
     (fault,) = of_type(refused, Misbehaviour)
     assert fault.culprit == net.leader and fault.kind is MisbehaviourKind.INVALID_PROPOSAL
     assert not other.committed
+
+
+def _run_rounds(net: Net, rounds: int) -> None:
+    """``rounds`` more rounds, each with prices 2 % apart from the last (so each signs)."""
+    for _ in range(rounds):
+        net.step += 1
+        net.observe_all({k: v + 5_000_000 * net.step for k, v in BASE.items()})
+        net.tick(net.config.timing.delta_round)
+
+
+def test_a_signer_tops_up_its_commitments_after_the_final_not_before_its_share() -> None:
+    net = Net()
+    net.start()
+    # Batch 8, low water 4: a follower that signs every round crosses low water at its
+    # fifth share.
+    _run_rounds(net, 6)
+    signers = {n for n, acts in net.log if sends(acts, MessageType.SHARE)}
+    assert signers, "no follower signed"
+    for node in signers:
+        lists = [acts for n, acts in net.log if n == node]
+        topped_up = [acts for acts in lists[1:] if of_type(acts, PublishCommitments)]
+        assert topped_up, "a follower that signed every round never topped up"
+        for acts in lists:
+            # Never in the same breath as a share: n batches would land on every member
+            # while the leader collects shares.
+            assert not (of_type(acts, PublishCommitments) and sends(acts, MessageType.SHARE))
+        for acts in topped_up:
+            assert of_type(acts, ReportFinalized)  # the FINAL released it
+    finals = of_type(net.actions_of(net.leader), ReportFinalized)
+    assert {(a.epoch, a.round) for a in finals} == {(1, r) for r in range(1, 8)}
+
+
+def test_a_top_up_held_for_a_share_goes_out_when_the_leader_never_finalizes() -> None:
+    net = Net()
+    net.start()
+    _run_rounds(net, 3)  # rounds 1-4: four shares each, one more crosses low water
+    net.hold = lambda sender, action: (
+        isinstance(action, Broadcast) and action.type is (MessageType.FINAL)
+    )
+    net.log.clear()
+    _run_rounds(net, 1)
+    signer = next(n for n, acts in net.log if n in net.followers and sends(acts, MessageType.SHARE))
+    assert not of_type(net.actions_of(signer), PublishCommitments)  # held while in flight
+    net.tick(net.config.timing.signing_timeout)
+    assert of_type(net.actions_of(signer), PublishCommitments)  # the leader went quiet
