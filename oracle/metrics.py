@@ -53,6 +53,11 @@ class NodeMetrics:
             "Successful reconnections to the broker after a lost connection.",
             registry=r,
         )
+        self.resyncs = Counter(
+            "xon_resyncs_total",
+            "Times the node re-announced its state after the transport came back.",
+            registry=r,
+        )
         self.transport_connected = Gauge(
             "xon_transport_connected",
             "1 while connected and subscribed, else 0.",

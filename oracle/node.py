@@ -6,7 +6,7 @@
         async with OracleNode(config, keys, transport, store_path, source) as node:
             ...                       # node.status(), node.metrics, node.request_observation()
 
-:class:`OracleNode` owns its transport and its store; inside ``async with`` five named
+:class:`OracleNode` owns its transport and its store; inside ``async with`` six named
 tasks run in one ``asyncio.TaskGroup``:
 
 * ``receive`` — verified envelopes from the transport → ``OracleProtocol.receive``;
@@ -16,7 +16,9 @@ tasks run in one ``asyncio.TaskGroup``:
   every ``refresh_s`` (or at once on :meth:`OracleNode.request_observation`); a failed
   refresh is logged and counted and the previous observation stays in use;
 * ``execute`` — the only task that performs the core's actions, in order (below);
-* ``audit`` — keeps the signed observations the node received as leader in the store.
+* ``audit`` — keeps the signed observations the node received as leader in the store;
+* ``link`` — notices the transport coming back after a break (every
+  :data:`LINK_CHECK_INTERVAL` seconds) and calls ``OracleProtocol.resync``.
 
 **Action semantics** (the same as the simulator's, :mod:`oracle.protocol.sim`). Every call
 into the core returns a list of actions; the lists are queued in call order and executed
@@ -157,6 +159,8 @@ log = logging.getLogger("xon.node")
 
 #: Tick the core at least this often, whatever it scheduled (ticking early is harmless).
 MAX_TICK_INTERVAL: Final = 0.5
+#: How often the node looks at its transport's link to notice a reconnect.
+LINK_CHECK_INTERVAL: Final = 0.25
 #: Envelope types the consensus core understands; others (DKG, devices) are not ours.
 _CONSENSUS_TYPES: Final = frozenset(
     {
@@ -491,6 +495,7 @@ class OracleNode:
             ("timer", self._timer_loop),
             ("observe", self._observe_loop),
             ("audit", self._audit_loop),
+            ("link", self._link_loop),
         ):
             short = self.node_id[2:10].lower()
             self._tasks.append(task_group.create_task(body(), name=f"xon-node-{name}-{short}"))
@@ -574,6 +579,21 @@ class OracleNode:
             if received.type is MessageType.OBSERVATION and received.to == self.node_id:
                 self._keep_for_audit(received)
             self._call("receive", functools.partial(protocol.receive, received))
+
+    async def _link_loop(self) -> None:
+        """Resync the core when the transport comes back after a break: what it carried
+        meanwhile may be lost, and waiting for ΔResend would cost a round or more."""
+        transport = self._transport
+        up = ever_up = transport.connected
+        while True:
+            await asyncio.sleep(LINK_CHECK_INTERVAL)
+            was_up, up = up, transport.connected
+            if up and not was_up and not ever_up:
+                ever_up = True  # the first connection: start() already announced all
+            elif up and not was_up:
+                log.info("node.resync reason=reconnected node=%s", self.node_id)
+                self.metrics.resyncs.inc()
+                self._call("resync", self.protocol.resync)
 
     async def _timer_loop(self) -> None:
         protocol = self.protocol

@@ -354,6 +354,23 @@ class OracleProtocol:
         self._leader_timers(now)
         return self._end(now)
 
+    def resync(self, now: float) -> list[Action]:
+        """The transport is back after a break: whatever it carried meanwhile may be lost.
+
+        Re-announce our commitments now rather than at the next ΔResend (a leader that
+        missed our last batch cannot put us in a signer set), and, as a leader still
+        collecting observations, ask for them again now. Everything else heals by itself:
+        signing sessions time out into new signer sets and the pacemaker moves on.
+        """
+        self._require_started()
+        self._begin()
+        self._pool.announce_soon(now)
+        lr = self._leader_round
+        if self.is_leader and lr is not None and lr.phase is LeaderPhase.OBSERVING:
+            lr.resend_at = now
+        log.info("protocol.resync epoch=%d", self._pacemaker.epoch)
+        return self._end(now)  # the next deadline is now: the tick sends both
+
     # -- plumbing --------------------------------------------------------------------
     def _require_started(self) -> None:
         if not self._started:

@@ -178,8 +178,11 @@ async def test_seven_nodes_finalize_and_survive_a_broker_restart(
             )
         )
         reconnects = [node.metrics.sample("xon_transport_reconnects_total") for node in nodes]
+        # Each node noticed the link come back and re-announced its commitments at once.
+        resyncs = [node.metrics.sample("xon_resyncs_total") for node in nodes]
 
     assert all(count >= 1 for count in reconnects)
+    assert all(count >= 1 for count in resyncs)
     group_key = committee.dealer.public_key_package.group_key
     digests: dict[tuple[int, int], bytes] = {}
     for _, final in finals:

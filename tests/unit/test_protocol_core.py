@@ -571,3 +571,27 @@ def test_a_top_up_held_for_a_share_goes_out_when_the_leader_never_finalizes() ->
     assert not of_type(net.actions_of(signer), PublishCommitments)  # held while in flight
     net.tick(net.config.timing.signing_timeout)
     assert of_type(net.actions_of(signer), PublishCommitments)  # the leader went quiet
+
+
+def test_resync_reannounces_commitments_and_reasks_observations_at_once() -> None:
+    # Observations never reach the leader: it stays in OBSERVING, as after a broker outage.
+    def observation(sender: NodeId, action: Action) -> bool:
+        return isinstance(action, SendTo) and action.type is MessageType.OBSERVATION
+
+    net = Net(hold=observation)
+    net.start()
+    leader, follower = net.cores[net.leader], net.cores[net.followers[0]]
+    assert leader.leader_phase is LeaderPhase.OBSERVING
+    net.now += 0.01  # past start: neither re-announcing nor re-asking is due yet
+    for core in (leader, follower):
+        quiet = core.tick(net.now)
+        assert not sends(quiet, MessageType.COMMITMENTS) and not sends(quiet, MessageType.OBSERVE)
+    for core, is_leader in ((leader, True), (follower, False)):
+        (tick,) = of_type(core.resync(net.now), ScheduleTick)
+        assert tick.at == net.now  # what it has to say goes out at the next tick
+        actions = core.tick(net.now)
+        announced = [
+            Commitments.from_payload(a.payload) for a in sends(actions, MessageType.COMMITMENTS)
+        ]
+        assert sum(len(m.entries) for m in announced) == net.config.commitment_batch
+        assert bool(sends(actions, MessageType.OBSERVE)) is is_leader
