@@ -26,7 +26,8 @@ one after the other by ``execute``, each list in order:
 
 * ``RecordSigning`` is written durably to the store (sign protection + consuming the nonce
   commitment, one SQLite transaction, in a worker thread) *before* the next action runs —
-  that next action is the message revealing the signature share. If the store refuses
+  that next action is the message revealing the signature share (or a leader's empty
+  PROPOSE, recorded under ``EMPTY_PROPOSAL`` with no commitment). If the store refuses
   (``DoubleSignRefused``, ``CommitmentUnavailable``, an I/O error), the rest of that list
   is dropped and ``xon_sign_refusals_total{reason}`` counts it: nothing is revealed.
 * ``PublishCommitments``: the ids are recorded first, then the batch is broadcast (an id
@@ -765,7 +766,7 @@ class OracleNode:
             reason,
             action.epoch,
             action.round,
-            action.commitment_id.hex(),
+            "-" if action.commitment_id is None else action.commitment_id.hex(),
         )
         return False
 

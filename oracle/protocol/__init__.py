@@ -14,6 +14,7 @@ See docs/protocol.md for the protocol, the fault model and the timing parameters
 """
 
 from oracle.protocol.actions import (
+    EMPTY_PROPOSAL,
     Action,
     Broadcast,
     EpochChanged,
@@ -33,6 +34,7 @@ from oracle.protocol.rules import CommittedValue, lower_median
 from oracle.protocol.states import EpochPhase, FollowerPhase, LeaderPhase
 
 __all__ = [
+    "EMPTY_PROPOSAL",
     "Action",
     "Broadcast",
     "CommittedValue",

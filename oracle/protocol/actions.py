@@ -22,7 +22,7 @@ order**:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 from aggregation.report import Report
 from oracle.identity import NodeId
@@ -30,6 +30,7 @@ from oracle.protocol.errors import MisbehaviourKind
 from oracle.transport.envelope import JsonValue, MessageType
 
 __all__ = [
+    "EMPTY_PROPOSAL",
     "Action",
     "Broadcast",
     "EpochChanged",
@@ -62,16 +63,25 @@ class Loopback:
     payload: dict[str, JsonValue] = field(hash=False)
 
 
+#: The digest a leader records for a round it closed with an empty PROPOSE (nothing due).
+#: No report hashes to it; recording it means a restarted leader never proposes that round
+#: again, which its peers would take for equivocation.
+EMPTY_PROPOSAL: Final = bytes(32)
+
+
 @dataclass(frozen=True)
 class RecordSigning:
     """Persist "I sign only ``digest`` for (kind, epoch, round)" and consume the nonce
-    commitment ``commitment_id``, before the following message leaves the node."""
+    commitment ``commitment_id``, before the following message leaves the node.
+
+    ``commitment_id`` is None with :data:`EMPTY_PROPOSAL`: a leader's promise that it
+    proposed nothing for the round (there is no share, so no nonce to consume)."""
 
     kind: int
     epoch: int
     round: int
     digest: bytes
-    commitment_id: bytes
+    commitment_id: bytes | None
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from aggregation.frost import (
 from aggregation.report import Report, ReportKind, signing_message
 from oracle.identity import NodeId
 from oracle.protocol.actions import (
+    EMPTY_PROPOSAL,
     Action,
     Broadcast,
     Loopback,
@@ -689,17 +690,29 @@ class OracleProtocol:
         finals = tuple(self._sources[k] for k in justify if k in self._sources)
         finals = finals[:MAX_JUSTIFYING_FINALS]
         if not due:
+            if not self._may_sign(lr.epoch, lr.round, EMPTY_PROPOSAL):
+                # Before a restart we signed a report for this round: do not contradict it.
+                log.warning(
+                    "protocol.round_skipped epoch=%d round=%d reason=signed", lr.epoch, lr.round
+                )
+                lr.machine.move(LeaderPhase.ABANDONED)
+                return
             lr.machine.move(LeaderPhase.EMPTY)
             view.proposal = None
             view.expect_progress = True
             self._pacemaker.progress(now)
             log.debug("protocol.round_empty epoch=%d round=%d", lr.epoch, lr.round)
-            self._out.plain.append(
+            # Recorded like a signature, before the PROPOSE leaves: a leader restarted later
+            # in this epoch resumes after this round instead of proposing it again (its
+            # peers would see two proposals for one round: equivocation).
+            self._remember_signing(lr.epoch, lr.round, EMPTY_PROPOSAL)
+            self._out.guarded += [
+                RecordSigning(_PRICES, lr.epoch, lr.round, EMPTY_PROPOSAL, None),
                 Broadcast(
                     Propose.TYPE,
                     Propose(lr.epoch, lr.round, 0, None, frames, (), finals).to_payload(),
-                )
-            )
+                ),
+            ]
             return
         report = make_report(
             config, lr.epoch, lr.round, timestamp, {name: medians[name] for name in due}

@@ -263,10 +263,12 @@ class _SimStore:
         existing = self.signed.get(key)
         if existing is not None and existing != action.digest:
             return False
-        if action.commitment_id not in self.published or action.commitment_id in self.consumed:
+        cid = action.commitment_id
+        if cid is not None and (cid not in self.published or cid in self.consumed):
             return False
         self.signed[key] = action.digest
-        self.consumed.add(action.commitment_id)
+        if cid is not None:
+            self.consumed.add(cid)
         return True
 
 

@@ -15,6 +15,7 @@ from aggregation.frost.signing import Signature
 from aggregation.report import Report, ReportKind, signing_message
 from oracle.identity import NodeId
 from oracle.protocol import (
+    EMPTY_PROPOSAL,
     EpochChanged,
     FollowerPhase,
     LeaderPhase,
@@ -29,7 +30,14 @@ from oracle.protocol import (
     SendTo,
 )
 from oracle.protocol.actions import Action, Broadcast, Loopback
-from oracle.protocol.messages import Commitments, FinalReport, Propose, Share, SignerEntry
+from oracle.protocol.messages import (
+    Commitments,
+    FinalReport,
+    Observe,
+    Propose,
+    Share,
+    SignerEntry,
+)
 from oracle.protocol.rules import make_report, report_values
 from oracle.transport.envelope import MessageType, to_hex
 from tests.sim.helpers import T0, Sealer, committee, of_type, sends
@@ -478,6 +486,41 @@ def test_nothing_due_closes_the_round_with_an_empty_proposal() -> None:
     assert net.cores[net.leader].leader_phase is LeaderPhase.EMPTY
     # Followers count it as progress: their pacemaker deadline moved.
     assert all(core.epoch == 1 for core in net.cores.values())
+
+
+def test_an_empty_proposal_is_recorded_first_and_a_restarted_leader_resumes_after_it() -> None:
+    net = Net()
+    net.start()  # round 1 finalizes
+    net.tick(net.config.timing.delta_round)  # round 2: nothing due, an empty PROPOSE
+    (actions,) = [
+        acts
+        for n, acts in net.log
+        if n == net.leader
+        and any(a.payload["report"] is None for a in sends(acts, MessageType.PROPOSE))
+    ]
+    (record,) = of_type(actions, RecordSigning)
+    assert (record.epoch, record.round, record.digest) == (1, 2, EMPTY_PROPOSAL)
+    assert record.commitment_id is None  # no share, no nonce
+    after = actions[actions.index(record) + 1]
+    assert isinstance(after, Broadcast) and after.type is MessageType.PROPOSE  # guarded
+    leader = net.cores[net.leader]
+    assert leader.signed_digest(1, 2) == EMPTY_PROPOSAL
+
+    @dataclass(frozen=True)
+    class Row:
+        kind: int
+        epoch: int
+        round: int
+        digest: bytes
+
+    # Restarted with its newest record (what NodeStore.highest_signed returns): it opens
+    # round 3, never a second proposal for round 2.
+    restarted = net.committee.protocol(
+        net.leader, seed=41, signed=[Row(int(ReportKind.PRICES), 1, 2, EMPTY_PROPOSAL)]
+    )
+    restarted.set_observation(BASE, int(net.now))
+    observe = sends(restarted.start(net.now), MessageType.OBSERVE)
+    assert [Observe.from_payload(a.payload).round for a in observe] == [3]
 
 
 def test_the_report_header_carries_our_config_and_the_median_timestamp() -> None:
