@@ -121,6 +121,16 @@ class Net:
         return [a for n, actions in self.log if n == node for a in actions]
 
 
+@dataclass(frozen=True)
+class SignedRow:
+    """A sign-protection row as the store returns it (OracleProtocol's ``signed=``)."""
+
+    kind: int
+    epoch: int
+    round: int
+    digest: bytes
+
+
 def _is_propose(sender: NodeId, action: Action) -> bool:
     return isinstance(action, Broadcast) and action.type is MessageType.PROPOSE
 
@@ -329,16 +339,8 @@ def test_persisted_sign_protection_survives_a_restart() -> None:
     net.start()
     propose = _held_propose(net)
     node = _signer_follower(net, propose)
-
-    @dataclass(frozen=True)
-    class Row:
-        kind: int
-        epoch: int
-        round: int
-        digest: bytes
-
     restarted = net.committee.protocol(
-        node, seed=77, signed=[Row(int(ReportKind.PRICES), 1, 1, b"\x99" * 32)]
+        node, seed=77, signed=[SignedRow(int(ReportKind.PRICES), 1, 1, b"\x99" * 32)]
     )
     assert restarted.signed_digest(1, 1) == b"\x99" * 32
     restarted.start(net.now)
@@ -356,15 +358,7 @@ def test_persisted_sign_protection_survives_a_restart() -> None:
 
 def test_restart_resumes_at_the_highest_signed_epoch() -> None:
     c = committee(4)
-
-    @dataclass(frozen=True)
-    class Row:
-        kind: int
-        epoch: int
-        round: int
-        digest: bytes
-
-    core = c.protocol(c.node(2), signed=[Row(1, 9, 4, b"\x01" * 32), None])
+    core = c.protocol(c.node(2), signed=[SignedRow(1, 9, 4, b"\x01" * 32), None])
     assert core.epoch == 9
 
 
@@ -505,18 +499,10 @@ def test_an_empty_proposal_is_recorded_first_and_a_restarted_leader_resumes_afte
     assert isinstance(after, Broadcast) and after.type is MessageType.PROPOSE  # guarded
     leader = net.cores[net.leader]
     assert leader.signed_digest(1, 2) == EMPTY_PROPOSAL
-
-    @dataclass(frozen=True)
-    class Row:
-        kind: int
-        epoch: int
-        round: int
-        digest: bytes
-
     # Restarted with its newest record (what NodeStore.highest_signed returns): it opens
     # round 3, never a second proposal for round 2.
     restarted = net.committee.protocol(
-        net.leader, seed=41, signed=[Row(int(ReportKind.PRICES), 1, 2, EMPTY_PROPOSAL)]
+        net.leader, seed=41, signed=[SignedRow(int(ReportKind.PRICES), 1, 2, EMPTY_PROPOSAL)]
     )
     restarted.set_observation(BASE, int(net.now))
     observe = sends(restarted.start(net.now), MessageType.OBSERVE)
