@@ -123,6 +123,7 @@ from oracle.store import (
     ConflictingRecord,
     DoubleSignRefused,
     NodeStore,
+    ObservationRecord,
 )
 from oracle.transport.base import Transport
 from oracle.transport.envelope import (
@@ -674,7 +675,7 @@ class OracleNode:
                 observation = Observation.from_payload(envelope.payload)
             except EncodingError:
                 continue  # the core flags it as MALFORMED; nothing to keep
-            values = {name: str(value) for name, value in observation.values}
+            values_json = _json({name: str(value) for name, value in observation.values})
             try:
                 await store.record_observation(
                     _PRICES,
@@ -682,11 +683,20 @@ class OracleNode:
                     observation.round,
                     sender=envelope.sender,
                     payload=envelope.body,
-                    values_json=_json(values),
+                    values_json=values_json,
                     snapshot_hashes=observation.snapshot_hashes,
                     signature=envelope.signature,
                 )
-            except ConflictingRecord:
+            except ConflictingRecord as conflict:
+                existing = conflict.existing
+                if (
+                    isinstance(existing, ObservationRecord)
+                    and existing.values_json == values_json
+                    and existing.snapshot_hashes == tuple(observation.snapshot_hashes)
+                ):
+                    # The same observation in a new envelope: the answer to a re-sent
+                    # OBSERVE. The first signed copy is the one kept.
+                    continue
                 # The core reports the equivocation itself (CONFLICTING_OBSERVATION).
                 log.info(
                     "node.audit_conflict sender=%s epoch=%d round=%d",

@@ -27,7 +27,7 @@ from oracle.metrics import NodeMetrics
 from oracle.node import FeedsSource, NodeKeys, NodeObservation, ObservationSource, OracleNode
 from oracle.protocol.actions import ReportFinalized
 from oracle.protocol.config import FeedSpec, Timing
-from oracle.protocol.messages import Share
+from oracle.protocol.messages import Observation, Share
 from oracle.protocol.rules import report_values
 from oracle.protocol.sim import Committee, make_committee
 from oracle.store import CommitmentStatus, NodeStore
@@ -454,6 +454,40 @@ async def test_a_refused_sign_record_keeps_the_share_unsent(tmp_path: Path) -> N
         "SELECT round, digest FROM sign_protection WHERE epoch = 1 AND round <= 10",
     )
     assert {(int(r), bytes(d)) for r, d in rows} == {(r, bytes([r]) * 32) for r in promised}
+
+
+async def test_the_leader_audits_each_observation_once_and_a_resent_one_is_no_conflict(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    net = make_net(4, tmp_path)
+    config = net.committee.config
+    leader = config.leader(1)
+    leader_index = next(i for i, m in enumerate(config.members) if m.node_id == leader)
+    member = next(m.node_id for m in config.members if m.node_id != leader)
+    nodes = [net.node(i, Ramp(config.feeds_by_name, offset=i)) for i in range(4)]
+    caplog.set_level("INFO", logger="xon.node")
+    async with running(*nodes):
+        await net.wait_for(lambda: len(net.rounds()) >= 2)
+        transport = net.transports[member]
+        payload = next(p for t, p, to in transport.sent if t is MessageType.OBSERVATION)
+        # The same observation in a new envelope (new seq, new signature): what a member
+        # sends when the leader re-sends OBSERVE. Then a different one for that round.
+        await transport.publish(Channel.INBOX, MessageType.OBSERVATION, payload, to=leader)
+        original = Observation.from_payload(payload)
+        forged: dict[str, JsonValue] = {
+            **payload,
+            "values": {name: str(value + 1) for name, value in original.values},
+        }
+        await transport.publish(Channel.INBOX, MessageType.OBSERVATION, forged, to=leader)
+        await net.wait_for(lambda: "node.audit_conflict" in caplog.text)
+    conflicts = [r for r in caplog.records if r.getMessage().startswith("node.audit_conflict")]
+    assert len(conflicts) == 1  # the forged one only
+    rows = store_rows(
+        net.store_path(leader_index),
+        "SELECT payload FROM observations "
+        f"WHERE sender = '{member}' AND epoch = {payload['e']} AND round = {payload['r']}",
+    )
+    assert len(rows) == 1  # the first signed copy is the one kept
 
 
 # -- the feeds source --------------------------------------------------------------------
